@@ -1,0 +1,3 @@
+from dreamrun.cli import main
+
+main()

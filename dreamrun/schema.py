@@ -1,0 +1,63 @@
+"""The typed schema of dreamrun's config: the one place that says which keys exist.
+
+Hydra merges every YAML in conf/ onto these dataclasses, so a misspelt key or a value of
+the wrong type is refused with Hydra's own message before any work starts.
+"""
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    arch: str = MISSING  # a torchvision.models builder name, or one of dreamrun.models.BUILDERS
+    weights: Optional[str] = None  # weights name, path to a state-dict file, or None (random)
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # passed to the builder
+    mean: List[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: List[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    min_size: int = 32  # smallest input side the network accepts
+    layers: Dict[str, str] = field(default_factory=dict)  # target name -> module path
+
+
+class InputKind(Enum):
+    sample = "sample"
+    image = "image"
+    noise = "noise"
+
+
+@dataclass
+class InputConfig:
+    kind: InputKind = InputKind.sample
+    path: Optional[str] = None
+    size: Optional[int] = 512  # long side in px (noise: size x size); None keeps the image's size
+
+
+@dataclass
+class JitterConfig:
+    max_shift: int = 32
+
+
+@dataclass
+class DreamConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # layer -> "all" | [channel, ...] | {channels: "all" | [...], weight: float}
+    target: Dict[str, Any] = field(default_factory=dict)
+    jitter: JitterConfig = field(default_factory=JitterConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    octaves: int = 4
+    octave_scale: float = 1.4
+    steps: int = 10
+    step_size: float = 0.01
+    seed: int = 0
+    device: str = "auto"
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="dreamrun_schema", node=DreamConfig)

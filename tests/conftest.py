@@ -1,0 +1,37 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from dreamrun.cli import config_dir
+from dreamrun.schema import register_configs
+
+REPO = Path(__file__).resolve().parent.parent
+
+# tiny and fast: a 96 px sample photo, 2 octaves of 2 steps, the offline network
+TINY = ["model=efficientnet_lite0", "input.size=96", "octaves=2", "steps=2", "device=cpu"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cpu_threads():
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def compose_cfg():
+    """Compose dreamrun's config the way the CLI does, with command-line style overrides."""
+    register_configs()
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+
+    return _compose
+
+
+def run_cli(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dreamrun", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)

@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from dreamrun.cli import config_dir
+from dreamrun.objectives import parse_target
+
+CONF = Path(config_dir())
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_every_target_preset_composes_with_the_model_that_has_its_layers(compose_cfg):
+    for name in options("target"):
+        model = "efficientnet_lite0" if name.startswith("block_") else "inception_v3"
+        cfg = compose_cfg(f"model={model}", f"target={name}")
+        objective = parse_target(OmegaConf.to_container(cfg.target), list(cfg.model.layers))
+        assert objective.layers, name
+
+
+@pytest.mark.parametrize("group", ["jitter", "input", "schedule", "model"])
+def test_every_preset_of_a_group_composes(compose_cfg, group):
+    for name in options(group):
+        compose_cfg(f"{group}={name}")
+
+
+def test_presets_exist_for_every_inception_block_and_stage():
+    blocks = [f"mixed_{b}" for b in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c")]
+    assert set(blocks + ["mixed_5", "mixed_6", "mixed_7"]) <= set(options("target"))
+    assert {f"block_{i}" for i in range(16)} <= set(options("target"))
+
+
+def test_stage_preset_targets_every_block_of_the_stage(compose_cfg):
+    cfg = compose_cfg("target=mixed_6")
+    assert list(cfg.target) == ["Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"]
+
+
+def test_default_target_follows_the_model(compose_cfg):
+    assert all(k.startswith("Mixed_") for k in compose_cfg().target)
+    assert list(compose_cfg("model=efficientnet_lite0").target) == ["block_12"]
+    assert list(compose_cfg("model=efficientnet_lite0", "target=block_3").target) == ["block_3"]
+
+
+def test_target_dictionary_is_editable_from_the_command_line(compose_cfg):
+    cfg = compose_cfg("target=mixed_6", "+target.Mixed_5b=all", "target.Mixed_6e=[12,45]", "~target.Mixed_6a")
+    assert cfg.target.Mixed_5b == "all"
+    assert list(cfg.target.Mixed_6e) == [12, 45]
+    assert "Mixed_6a" not in cfg.target
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 7])
+def test_octaves_takes_any_count(compose_cfg, n):
+    assert compose_cfg(f"octaves={n}").octaves == n
+
+
+def test_schedule_sets_the_four_keys_and_they_still_override(compose_cfg):
+    fine = compose_cfg("schedule=fine")
+    assert (fine.octaves, fine.steps) == (6, 20)
+    cfg = compose_cfg("schedule=fine", "octaves=3", "steps=4", "step_size=0.5", "octave_scale=2")
+    assert (cfg.octaves, cfg.steps, cfg.step_size, cfg.octave_scale) == (3, 4, 0.5, 2.0)
+
+
+def test_misspelt_key_is_refused(compose_cfg):
+    with pytest.raises(ConfigCompositionException, match="octave"):
+        compose_cfg("octave=3")
+
+
+def test_wrong_type_is_refused(compose_cfg):
+    with pytest.raises(ConfigCompositionException, match="octaves"):
+        compose_cfg("octaves=many")
+
+
+def test_job_name_is_dreamrun_and_runs_do_not_chdir():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True)
+    assert cfg.hydra.job.name == "dreamrun"
+    assert cfg.hydra.job.chdir is False
