@@ -92,9 +92,12 @@ def load_input(cfg: DreamConfig, generator: torch.Generator) -> torch.Tensor:
     return to_tensor(resize_long_side(image, cfg.input.size))
 
 
-def build_dreamer(cfg: DreamConfig, device: torch.device) -> Dreamer:
-    objective = parse_target(OmegaConf.to_container(cfg.target) if OmegaConf.is_config(cfg.target)
-                             else cfg.target, list(cfg.model.layers))
+def compile_target(cfg: DreamConfig) -> Objective:
+    target = OmegaConf.to_container(cfg.target) if OmegaConf.is_config(cfg.target) else cfg.target
+    return parse_target(target, list(cfg.model.layers))
+
+
+def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device) -> Dreamer:
     model = build_model(cfg.model)
     net = feature_net(model, cfg.model, objective.layers).to(device)
     check_channels(objective, channel_counts(net, cfg.model.min_size, device))
@@ -104,11 +107,12 @@ def build_dreamer(cfg: DreamConfig, device: torch.device) -> Dreamer:
 def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observer] = ()) -> DreamResult:
     """Dream on image (1, 3, H, W) in [0, 1] as cfg says; returns the dream and its metrics."""
     validate(cfg)
+    objective = compile_target(cfg)
     height, width = image.shape[-2:]
     check_octaves(height, width, cfg.octaves, cfg.octave_scale, cfg.model.min_size)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # random weights (model.weights=null) depend on it
-    dreamer = build_dreamer(cfg, device)
+    dreamer = build_dreamer(cfg, objective, device)
     generator = torch.Generator().manual_seed(cfg.seed)  # jitter shifts: CPU, so any device agrees
 
     image = image.to(device)

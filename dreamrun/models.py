@@ -149,6 +149,7 @@ class FeatureNet(nn.Module):
             # it warns that eval-mode graphs differ from train-mode ones; we only ever trace eval
             warnings.filterwarnings("ignore", message=".*obtained by tracing the model in eval mode")
             self.body = create_feature_extractor(model.eval(), return_nodes={p: n for n, p in layers.items()})
+        self.body.delete_all_unused_submodules()  # the pruned layers' weights need no memory
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
 

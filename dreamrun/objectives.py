@@ -37,6 +37,9 @@ class Term:
     def __add__(self, other: "Objective | Term") -> "Objective":
         return as_objective(self) + other
 
+    def __sub__(self, other: "Objective | Term") -> "Objective":
+        return as_objective(self) - other
+
     def __mul__(self, factor: float) -> "Objective":
         return as_objective(self) * factor
 
@@ -63,6 +66,9 @@ class Objective:
 
     def __add__(self, other: "Objective | Term") -> "Objective":
         return Objective(self.terms + as_objective(other).terms)
+
+    def __sub__(self, other: "Objective | Term") -> "Objective":
+        return self + -as_objective(other)
 
     def __mul__(self, factor: float) -> "Objective":
         return Objective(tuple(Term(t.layer, t.channels, t.weight * factor) for t in self.terms))

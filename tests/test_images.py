@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from dreamrun.errors import DreamError
+from dreamrun.images import load_image, resize_long_side, sample_image, to_pil, to_tensor
+
+EXIF_ORIENTATION = 0x0112
+
+
+def test_sample_photo_ships_with_the_package():
+    image = sample_image()
+    assert image.mode == "RGB" and image.size == (600, 400)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6  # stored landscape, to be shown rotated 90 degrees
+    Image.new("RGB", (60, 40), "red").save(path, exif=exif)
+    assert load_image(path).size == (40, 60)
+
+
+@pytest.mark.parametrize("mode, pixel, expected", [
+    ("L", 128, (128, 128, 128)),
+    ("CMYK", (0, 255, 255, 0), (255, 0, 0)),
+    ("RGBA", (0, 0, 255, 255), (0, 0, 255)),
+    ("RGBA", (0, 0, 255, 0), (255, 255, 255)),  # fully transparent: shown over white
+    ("I;16", 65535, (255, 255, 255)),
+    ("I;16", 32768, (128, 128, 128)),
+])
+def test_every_mode_becomes_8_bit_rgb(tmp_path, mode, pixel, expected):
+    path = tmp_path / ("image.tiff" if mode == "CMYK" else "image.png")
+    Image.new(mode, (8, 8), pixel).save(path)
+    image = load_image(path)
+    assert image.mode == "RGB"
+    assert image.getpixel((3, 3)) == expected
+
+
+def test_palette_with_transparency(tmp_path):
+    path = tmp_path / "palette.png"
+    image = Image.new("P", (8, 8), 1)
+    image.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    image.save(path, transparency=0)
+    assert load_image(path).getpixel((0, 0)) == (10, 200, 30)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("text.jpg", b"this is not an image"),
+    ("empty.png", b""),
+])
+def test_unreadable_files_give_a_message(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DreamError, match="cannot read image"):
+        load_image(path)
+
+
+def test_truncated_png_gives_a_message(tmp_path):
+    path = tmp_path / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(DreamError, match="cannot read image"):
+        load_image(path)
+
+
+def test_missing_file_and_directory_give_a_message(tmp_path):
+    with pytest.raises(DreamError, match="not found"):
+        load_image(tmp_path / "nope.png")
+    with pytest.raises(DreamError, match="directory"):
+        load_image(tmp_path)
+
+
+def test_resize_long_side_keeps_the_aspect_ratio():
+    assert resize_long_side(Image.new("RGB", (600, 400)), 150).size == (150, 100)
+    assert resize_long_side(Image.new("RGB", (400, 600)), 150).size == (100, 150)
+    assert resize_long_side(Image.new("RGB", (30, 20)), None).size == (30, 20)
+
+
+def test_tensor_round_trip_is_lossless():
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (9, 13, 3), dtype=np.uint8))
+    tensor = to_tensor(image)
+    assert tensor.shape == (1, 3, 9, 13) and 0 <= tensor.min() and tensor.max() <= 1
+    assert np.array_equal(np.asarray(to_pil(tensor)), np.asarray(image))

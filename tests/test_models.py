@@ -1,0 +1,141 @@
+import pickle
+from urllib.error import URLError
+
+import pytest
+import torch
+import torchvision
+
+from dreamrun.errors import DreamError
+from dreamrun.models import build_model, channel_counts, feature_net
+
+
+@pytest.fixture
+def random_inception(compose_cfg):
+    cfg = compose_cfg("model.weights=null")
+    return cfg, build_model(cfg.model)
+
+
+def called_modules(net) -> set[str]:
+    return {node.target for node in net.body.graph.nodes if node.op == "call_module"}
+
+
+def test_feature_net_stops_at_the_deepest_target(random_inception):
+    cfg, model = random_inception
+    net = feature_net(model, cfg.model, ["Mixed_5b", "Mixed_6b"])
+    called = {name.split(".")[0] for name in called_modules(net)}
+    assert {"Mixed_5b", "Mixed_6a", "Mixed_6b"} <= called
+    assert not called & {"Mixed_6c", "Mixed_7c", "AuxLogits", "fc"}
+    assert not any(name.startswith(("Mixed_7", "fc")) for name, _ in net.body.named_modules())
+    out = net(torch.rand(1, 3, 80, 80))
+    assert set(out) == {"Mixed_5b", "Mixed_6b"}
+
+
+def test_parameters_are_frozen(random_inception):
+    _, model = random_inception
+    assert not any(p.requires_grad for p in model.parameters())
+    assert not model.training
+
+
+def test_inception_layers_report_their_channel_counts(random_inception):
+    cfg, model = random_inception
+    net = feature_net(model, cfg.model, ["Mixed_5b", "Mixed_6e", "Mixed_7c"])
+    assert channel_counts(net, 75, torch.device("cpu")) == {"Mixed_5b": 256, "Mixed_6e": 768, "Mixed_7c": 2048}
+
+
+def test_lite0_blocks_are_targetable_and_cut_after_the_deepest(compose_cfg):
+    cfg = compose_cfg("model=efficientnet_lite0", "model.weights=null")
+    net = feature_net(build_model(cfg.model), cfg.model, ["block_3", "block_5"])
+    blocks = {".".join(name.split(".")[:2]) for name in called_modules(net) if name.startswith("_blocks.")}
+    assert blocks == {f"_blocks.{i}" for i in range(6)}
+    assert "_conv_head" not in called_modules(net)
+    out = net(torch.rand(1, 3, 200, 300))  # any size, not just 224
+    assert out["block_5"].shape[1] == 80
+
+
+def test_inception_first_conv_sees_the_image_scaled_as_its_weights_expect(compose_cfg):
+    # Google's Inception-v3 weights were trained on pixels in [-1, 1]. torchvision's transform_input
+    # maps ImageNet-normalised input there; normalising once and transforming once must give 2x - 1.
+    cfg = compose_cfg("model.weights=null")
+    model = build_model(cfg.model)
+    net = feature_net(model, cfg.model, ["Mixed_5b"])
+    image = torch.rand(1, 3, 80, 80)
+    seen = model._transform_input((image - net.mean) / net.std)
+    assert torch.allclose(seen, image * 2 - 1, atol=1e-5)
+
+
+def test_a_state_dict_file_loads(compose_cfg, tmp_path):
+    cfg = compose_cfg("model=efficientnet_lite0", "model.weights=null")
+    torch.manual_seed(5)
+    source = build_model(cfg.model)
+    path = tmp_path / "lite0.pth"
+    torch.save(source.state_dict(), path)
+    cfg.model.weights = str(path)
+    loaded = build_model(cfg.model)
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_weights_of_another_architecture_name_the_mismatching_keys(compose_cfg, tmp_path):
+    path = tmp_path / "resnet.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    cfg = compose_cfg("model=efficientnet_lite0", f"model.weights={path}")
+    with pytest.raises(DreamError, match=r"does not fit this architecture.*missing: _conv_stem.weight.*unexpected: conv1.weight"):
+        build_model(cfg.model)
+
+
+def test_a_corrupt_weights_file_is_refused(compose_cfg, tmp_path):
+    path = tmp_path / "broken.pth"
+    path.write_bytes(b"\x80\x04not really a checkpoint")
+    cfg = compose_cfg("model=efficientnet_lite0", f"model.weights={path}")
+    with pytest.raises(DreamError, match="cannot load weights file"):
+        build_model(cfg.model)
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (exec, ("open('PWNED', 'w').write('x')",))
+
+
+def test_a_pickle_that_would_run_code_is_refused_unrun(compose_cfg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pth"
+    torch.save({"x": RunsCode()}, path, pickle_module=pickle)
+    cfg = compose_cfg("model=efficientnet_lite0", f"model.weights={path}")
+    with pytest.raises(DreamError, match="cannot load weights file"):
+        build_model(cfg.model)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_unknown_weights_name_lists_the_valid_ones(compose_cfg):
+    cfg = compose_cfg("model.weights=IMAGENET9K")
+    with pytest.raises(DreamError, match="valid: IMAGENET1K_V1"):
+        build_model(cfg.model)
+
+
+def test_failed_download_says_where_to_put_the_file(compose_cfg, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    cfg = compose_cfg()
+    with pytest.raises(DreamError) as e:
+        build_model(cfg.model)
+    message = str(e.value)
+    assert "could not download" in message
+    assert str(tmp_path / "hub" / "checkpoints" / "inception_v3_google-0cc3c7bd.pth") in message
+    assert "model.weights=" in message
+
+
+@pytest.mark.slow
+def test_torchvision_weights_path_loads_a_cached_file(compose_cfg, monkeypatch, tmp_path):
+    """The real Weights API path, offline: a file already in torch's cache is used without a download."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cfg = compose_cfg("model.weights=null")
+    torch.manual_seed(7)
+    source = build_model(cfg.model)
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(source.state_dict(), cache / "inception_v3_google-0cc3c7bd.pth")
+    loaded = build_model(compose_cfg().model)  # model.weights=IMAGENET1K_V1
+    assert torch.equal(loaded.Mixed_6e.branch1x1.conv.weight, source.Mixed_6e.branch1x1.conv.weight)
