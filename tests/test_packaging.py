@@ -1,0 +1,27 @@
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, TINY
+
+
+@pytest.mark.slow
+def test_a_non_editable_install_finds_its_config_tree(tmp_path):
+    """pip install . (a wheel) must ship conf/ and the sample photo inside the package."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "wheel", REPO],
+                   check=True, capture_output=True)
+    wheel = next((tmp_path / "wheel").glob("dreamrun-*.whl"))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", site, wheel],
+                   check=True, capture_output=True)
+    elsewhere = tmp_path / "elsewhere"  # no conf/ here: the installed package must bring its own
+    elsewhere.mkdir()
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    where = subprocess.run([sys.executable, "-c", "import dreamrun; print(dreamrun.__file__)"],
+                           cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
+    assert where.stdout.startswith(str(site))
+    proc = subprocess.run([sys.executable, site / "bin" / "dreamrun", *TINY, "hydra.run.dir=run"],
+                          cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (elsewhere / "run" / "dream.png").is_file()
