@@ -1,6 +1,10 @@
 """The command line as a user meets it: real subprocesses, run dirs in a temp folder."""
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +96,19 @@ def test_config_typos_are_refused_by_hydra_without_a_traceback(tmp_path, overrid
     assert proc.returncode == 1
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_exits_130_and_marks_the_run_interrupted(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "dreamrun", *TINY, "steps=100000", f"hydra.run.dir={run_dir}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "input.png").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # well inside the first octave's steps
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and out == ""
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "interrupted"
+    assert not (run_dir / "dream.png").exists()
