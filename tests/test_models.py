@@ -82,6 +82,7 @@ def test_weights_of_another_architecture_name_the_mismatching_keys(compose_cfg, 
         build_model(cfg.model)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_a_corrupt_weights_file_is_refused(compose_cfg, tmp_path):
     path = tmp_path / "broken.pth"
     path.write_bytes(b"\x80\x04not really a checkpoint")
