@@ -3,15 +3,16 @@
 Pure: tensors and plain parameters in, a tensor out. No files, no logging; progress is
 reported to observers (see dreamrun.observers), the way Lightning calls callbacks.
 """
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence, Union
 
 import torch
 
 from dreamrun.observers import Observer
 from dreamrun.octaves import octave_sizes, resize
 
-# image (1, 3, H, W) in [0, 1] -> scalar objective to maximise
-ObjectiveFn = Callable[[torch.Tensor], torch.Tensor]
+# image (1, 3, H, W) in [0, 1] -> scalar objective to maximise, or a dict holding it under
+# "loss" beside other named values that observers get to see (e.g. each target's activation)
+ObjectiveFn = Callable[[torch.Tensor], Union[torch.Tensor, Mapping[str, torch.Tensor]]]
 
 
 def random_shift(max_shift: int, generator: torch.Generator) -> tuple[int, int]:
@@ -31,17 +32,23 @@ def unroll(image: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
 
 def ascent_step(
     image: torch.Tensor, objective: ObjectiveFn, step_size: float, shift: tuple[int, int]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One jittered, normalised gradient-ascent step. Returns (new image, loss, gradient norm)."""
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One jittered, normalised gradient-ascent step.
+
+    Returns the new image and the step's values: loss, grad_norm and whatever else the
+    objective reported, all detached.
+    """
     rolled = roll(image, shift).detach().requires_grad_(True)
-    loss = objective(rolled)
-    (grad,) = torch.autograd.grad(loss, rolled)
+    values = objective(rolled)
+    values = dict(values) if isinstance(values, Mapping) else {"loss": values}
+    (grad,) = torch.autograd.grad(values["loss"], rolled)
     grad = unroll(grad, shift)
     # normalise by the mean |g| so step_size is the mean pixel change, whatever the layer's scale
     # (a fixed epsilon like 1e-8 would swamp the tiny gradients of randomly initialised networks)
     grad_norm = grad.abs().mean()
     image = image + step_size * grad / grad_norm.clamp_min(1e-30)
-    return image.clamp(0.0, 1.0), loss.detach(), grad_norm
+    values = {name: value.detach() for name, value in values.items()}
+    return image.clamp(0.0, 1.0), {**values, "grad_norm": grad_norm}
 
 
 def dream(
@@ -70,12 +77,14 @@ def dream(
         dreamed = (base + detail).clamp(0.0, 1.0)
         for step in range(steps):
             shift = random_shift(max_shift, generator)
-            dreamed, loss, grad_norm = ascent_step(dreamed, objective, step_size, shift)
+            dreamed, values = ascent_step(dreamed, objective, step_size, shift)
             for obs in observers:
                 obs.on_step(octave=octave, step=step, global_step=global_step,
-                            loss=loss, grad_norm=grad_norm, image=dreamed)
+                            values=values, image=dreamed)
             global_step += 1
         detail = dreamed - base
         for obs in observers:
-            obs.on_octave_end(octave=octave, image=dreamed)
+            obs.on_octave_end(octave=octave, global_step=global_step, image=dreamed)
+    for obs in observers:
+        obs.on_dream_end(image=dreamed)
     return dreamed.detach()

@@ -11,6 +11,8 @@ from typing import Any, Sequence
 
 import torch
 from omegaconf import OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dreamrun import engine
 from dreamrun.errors import DreamError
@@ -20,6 +22,7 @@ from dreamrun.objectives import Objective, check_channels, parse_target
 from dreamrun.observers import Observer, OctaveImages, ProgressBar
 from dreamrun.octaves import check_octaves
 from dreamrun.schema import DreamConfig, InputKind
+from dreamrun.tensorboard_logger import TensorBoardLogger, log_config, log_hparams, log_image
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +36,35 @@ class Dreamer:
     net: FeatureNet
     objective: Objective
     device: torch.device
+    _inspected: tuple | None = field(default=None, repr=False)
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        return self.objective(self.net(image))
+    def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The engine's objective: the loss, and each target's activation for the observers."""
+        parts = self.objective.activations(self.net(image))
+        loss = sum(term.weight * parts[term.name] for term in self.objective.terms)
+        return {"loss": loss, **{f"act/{name}": value for name, value in parts.items()}}
+
+    def activations(self, image: torch.Tensor) -> dict[str, float]:
+        acts = self.objective.activations(self.inspect(image))
+        return {name: value.item() for name, value in acts.items()}
+
+    def feature_maps(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each target's activation map (1, C', h, w): what the layer sees in image."""
+        acts = self.inspect(image)
+        return {term.name: term.select(acts) for term in self.objective.terms}
 
     @torch.no_grad()
-    def activations(self, image: torch.Tensor) -> dict[str, float]:
-        acts = self.objective.activations(self.net(image.to(self.device)))
-        return {name: value.item() for name, value in acts.items()}
+    def inspect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The target layers' activations for image, outside the ascent. The last result is kept:
+        the final octave's heat-maps and the "after" metrics look at the same image."""
+        image = image.to(self.device)
+        if self._inspected is not None:
+            seen, version, acts = self._inspected  # holding `seen` keeps its memory from reuse
+            if seen.data_ptr() == image.data_ptr() and seen.shape == image.shape and version == image._version:
+                return acts
+        acts = self.net(image)
+        self._inspected = (image, image._version, acts)
+        return acts
 
 
 @dataclass
@@ -57,6 +81,9 @@ def validate(cfg: DreamConfig) -> None:
         (math.isfinite(cfg.step_size) and cfg.step_size > 0, f"step_size must be a positive number, got {cfg.step_size}"),
         (math.isfinite(cfg.octave_scale) and cfg.octave_scale > 1, f"octave_scale must be greater than 1, got {cfg.octave_scale}"),
         (cfg.jitter.max_shift >= 0, f"jitter.max_shift must be 0 or more px, got {cfg.jitter.max_shift}"),
+        (cfg.log.image_every >= 0, f"log.image_every must be 0 (off) or a step count, got {cfg.log.image_every}"),
+        (cfg.log.image_max_side is None or cfg.log.image_max_side >= 16,
+         f"log.image_max_side must be at least 16 px (or null), got {cfg.log.image_max_side}"),
         (cfg.input.size is None or 1 <= cfg.input.size <= MAX_SIDE,
          f"input.size must be between 1 and {MAX_SIDE} px (or null), got {cfg.input.size}"),
     ]
@@ -104,15 +131,22 @@ def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device) 
     return Dreamer(net, objective, device)
 
 
-def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observer] = ()) -> DreamResult:
-    """Dream on image (1, 3, H, W) in [0, 1] as cfg says; returns the dream and its metrics."""
+def prepare(cfg: DreamConfig, height: int, width: int) -> Dreamer:
+    """Check everything about cfg that can be checked before dreaming, and build the dreamer."""
     validate(cfg)
     objective = compile_target(cfg)
-    height, width = image.shape[-2:]
     check_octaves(height, width, cfg.octaves, cfg.octave_scale, cfg.model.min_size)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # random weights (model.weights=null) depend on it
-    dreamer = build_dreamer(cfg, objective, device)
+    return build_dreamer(cfg, objective, device)
+
+
+def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observer] = (),
+              dreamer: Dreamer | None = None) -> DreamResult:
+    """Dream on image (1, 3, H, W) in [0, 1] as cfg says; returns the dream and its metrics."""
+    dreamer = dreamer or prepare(cfg, *image.shape[-2:])
+    device = dreamer.device
+    height, width = image.shape[-2:]
     generator = torch.Generator().manual_seed(cfg.seed)  # jitter shifts: CPU, so any device agrees
 
     image = image.to(device)
@@ -149,14 +183,34 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
 
 
 def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> Path:
-    """The whole job in a run dir: input.png, octave_<i>.png, dream.png, metrics.json."""
+    """The whole job in a run dir: input.png, octave_<i>.png, dream.png, metrics.json, a TensorBoard run."""
     validate(cfg)
     image = load_input(cfg, torch.Generator().manual_seed(cfg.seed))
+    dreamer = prepare(cfg, *image.shape[-2:])
     save_png(to_pil(image), run_dir / "input.png")
-    result = run_dream(cfg, image, observers=[ProgressBar(progress), OctaveImages(run_dir)])
-    dream_path = run_dir / "dream.png"
-    save_png(to_pil(result.image), dream_path)
-    save_json({"status": "completed", **result.metrics}, run_dir / "metrics.json")
+    observers: list[Observer] = [ProgressBar(progress), OctaveImages(run_dir)]
+    board = None
+    if cfg.log.tensorboard:
+        board = TensorBoardLogger(
+            # flushing costs a disk sync: every 10 s is live enough, and close() flushes the rest
+            SummaryWriter(log_dir=str(run_dir), flush_secs=10), feature_maps=dreamer.feature_maps,
+            image_every=cfg.log.image_every, image_max_side=cfg.log.image_max_side,
+            heatmaps=cfg.log.heatmaps, histograms=cfg.log.histograms)
+        log_config(board.writer, cfg)
+        log_image(board.writer, "dream/input", image, 0)
+        observers.append(board)
+    try:
+        with logging_redirect_tqdm():  # log lines print above the progress bar, not through it
+            result = run_dream(cfg, image, observers, dreamer)
+        dream_path = run_dir / "dream.png"
+        save_png(to_pil(result.image), dream_path)
+        save_json({"status": "completed", **result.metrics}, run_dir / "metrics.json")
+        if board:
+            log_image(board.writer, "dream/final", result.image, cfg.octaves * cfg.steps)
+            log_hparams(board.writer, cfg, {"gain": result.metrics["gain"], "seconds": result.metrics["seconds"]})
+    finally:
+        if board:
+            board.close()  # a failed or interrupted run keeps what it logged
     log.info("gain %.3gx in %.1f s on %s (%s)", result.metrics["gain"], result.metrics["seconds"],
              result.metrics["device"], ", ".join(f"{n}: {t['before']:.3g} -> {t['after']:.3g}"
                                                  for n, t in result.metrics["targets"].items()))

@@ -28,11 +28,13 @@ class Term:
             return self.layer
         return f"{self.layer}[{','.join(map(str, self.channels))}]"
 
-    def activation(self, activations: Activations) -> torch.Tensor:
+    def select(self, activations: Activations) -> torch.Tensor:
+        """The layer's activation, only this term's channels: (B, C', H, W)."""
         x = activations[self.layer]  # (B, C, H, W)
-        if self.channels is not None:
-            x = x[:, list(self.channels)]
-        return x.float().pow(2).mean()
+        return x if self.channels is None else x[:, list(self.channels)]
+
+    def activation(self, activations: Activations) -> torch.Tensor:
+        return self.select(activations).float().pow(2).mean()
 
     def __add__(self, other: "Objective | Term") -> "Objective":
         return as_objective(self) + other

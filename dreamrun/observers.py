@@ -1,10 +1,10 @@
-"""Observers watch the engine work: progress bars, saved octave images, (later) TensorBoard.
+"""Observers watch the engine work: progress bars, saved octave images, TensorBoard.
 
 The engine calls these hooks; an observer overrides the ones it needs.
 """
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 import torch
 from tqdm import tqdm
@@ -17,10 +17,13 @@ class Observer:
         pass
 
     def on_step(self, *, octave: int, step: int, global_step: int,
-                loss: torch.Tensor, grad_norm: torch.Tensor, image: torch.Tensor) -> None:
-        pass
+                values: Mapping[str, torch.Tensor], image: torch.Tensor) -> None:
+        """values: the step's detached scalars: loss, grad_norm, and what the objective reported."""
 
-    def on_octave_end(self, *, octave: int, image: torch.Tensor) -> None:
+    def on_octave_end(self, *, octave: int, global_step: int, image: torch.Tensor) -> None:
+        """global_step: how many steps have run so far, over all octaves."""
+
+    def on_dream_end(self, *, image: torch.Tensor) -> None:
         pass
 
 
@@ -35,18 +38,17 @@ class ProgressBar(Observer):
     def on_dream_start(self, *, sizes, steps):
         self.octaves = len(sizes)
         self.bar = tqdm(total=len(sizes) * steps, unit="step", disable=not self.enabled,
-                        file=sys.stderr, dynamic_ncols=True, leave=False)
+                        file=sys.stderr, dynamic_ncols=True)
 
-    def on_step(self, *, octave, step, global_step, loss, grad_norm, image):
+    def on_step(self, *, octave, step, global_step, values, image):
         if self.bar.disable:
             return  # avoid loss.item(): it waits for the GPU
         self.bar.set_description(f"octave {octave + 1}/{self.octaves}", refresh=False)
-        self.bar.set_postfix(loss=f"{loss.item():.4g}", refresh=False)
+        self.bar.set_postfix(loss=f"{values['loss'].item():.4g}", refresh=False)
         self.bar.update(1)
 
-    def on_octave_end(self, *, octave, image):
-        if octave + 1 == self.octaves:
-            self.bar.close()
+    def on_dream_end(self, *, image):
+        self.bar.close()
 
 
 class OctaveImages(Observer):
@@ -56,7 +58,7 @@ class OctaveImages(Observer):
         self.directory = Path(directory)
         self.saved: list[Path] = []
 
-    def on_octave_end(self, *, octave, image):
+    def on_octave_end(self, *, octave, global_step, image):
         path = self.directory / f"octave_{octave}.png"
         save_png(to_pil(image), path)
         self.saved.append(path)

@@ -45,12 +45,22 @@ class JitterConfig:
 
 
 @dataclass
+class LogConfig:
+    tensorboard: bool = True  # a TensorBoard run in every run dir
+    image_every: int = 25  # steps between progress images in TensorBoard; 0 = octave ends only
+    image_max_side: Optional[int] = None  # shrink logged images to this long side
+    heatmaps: bool = True  # per-target activation heat-maps at each octave end
+    histograms: bool = True  # per-target activation histograms at each octave end
+
+
+@dataclass
 class DreamConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     # layer -> "all" | [channel, ...] | {channels: "all" | [...], weight: float}
     target: Dict[str, Any] = field(default_factory=dict)
     jitter: JitterConfig = field(default_factory=JitterConfig)
     input: InputConfig = field(default_factory=InputConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     octaves: int = 4
     octave_scale: float = 1.4
     steps: int = 10

@@ -97,3 +97,14 @@ def test_cuda_dream_matches_the_cpu_dream(compose_cfg):
     assert on_gpu.image.device.type == "cpu"  # results come back for PIL/NumPy
     assert (on_gpu.image - on_cpu.image).abs().mean() < 0.01
     assert on_gpu.metrics["gain"] == pytest.approx(on_cpu.metrics["gain"], rel=0.05)
+
+
+def test_activations_follow_the_image_even_when_it_changes_in_place(compose_cfg):
+    from dreamrun.job import prepare
+    cfg = compose_cfg(*TINY)
+    image = load_input(cfg, torch.Generator().manual_seed(0))
+    dreamer = prepare(cfg, *image.shape[-2:])
+    first = dreamer.activations(image)
+    assert dreamer.activations(image.detach()) == first  # same pixels: the kept result
+    image.mul_(0.5)
+    assert dreamer.activations(image) != first

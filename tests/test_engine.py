@@ -29,8 +29,8 @@ def test_roll_then_unroll_is_the_identity():
 
 def test_jitter_is_undone_exactly_after_each_step():
     image = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(1))
-    plain, *_ = engine.ascent_step(image, mean_square, 0.01, (0, 0))
-    jittered, *_ = engine.ascent_step(image, mean_square, 0.01, (7, -11))
+    plain, _ = engine.ascent_step(image, mean_square, 0.01, (0, 0))
+    jittered, _ = engine.ascent_step(image, mean_square, 0.01, (7, -11))
     assert torch.equal(plain, jittered)
 
 
@@ -41,7 +41,7 @@ def test_gradient_lands_on_the_pixel_the_network_saw():
 
     image = grey()
     shift = (3, 5)
-    stepped, *_ = engine.ascent_step(image, one_pixel, 0.01, shift)
+    stepped, _ = engine.ascent_step(image, one_pixel, 0.01, shift)
     changed = (stepped != image).nonzero().tolist()
     assert changed == [[0, 0, 10 - 3, 20 - 5]]
 
@@ -88,17 +88,25 @@ def test_observers_see_every_step_and_octave_in_order():
         def on_dream_start(self, *, sizes, steps):
             events.append(("start", len(sizes), steps))
 
-        def on_step(self, *, octave, step, global_step, loss, grad_norm, image):
-            events.append(("step", octave, step, global_step))
+        def on_step(self, *, octave, step, global_step, values, image):
+            events.append(("step", octave, step, global_step, sorted(values)))
 
-        def on_octave_end(self, *, octave, image):
-            events.append(("octave", octave, tuple(image.shape[-2:])))
+        def on_octave_end(self, *, octave, global_step, image):
+            events.append(("octave", octave, global_step, tuple(image.shape[-2:])))
 
-    dream(grey(64, 64), mean_square, octaves=2, steps=2, octave_scale=2.0, observers=[Recorder()])
+        def on_dream_end(self, *, image):
+            events.append(("end", tuple(image.shape[-2:])))
+
+    def objective(image):
+        return {"loss": mean_square(image), "brightness": image.mean()}
+
+    dream(grey(64, 64), objective, octaves=2, steps=2, octave_scale=2.0, observers=[Recorder()])
+    names = ["brightness", "grad_norm", "loss"]
     assert events == [
         ("start", 2, 2),
-        ("step", 0, 0, 0), ("step", 0, 1, 1), ("octave", 0, (32, 32)),
-        ("step", 1, 0, 2), ("step", 1, 1, 3), ("octave", 1, (64, 64)),
+        ("step", 0, 0, 0, names), ("step", 0, 1, 1, names), ("octave", 0, 2, (32, 32)),
+        ("step", 1, 0, 2, names), ("step", 1, 1, 3, names), ("octave", 1, 4, (64, 64)),
+        ("end", (64, 64)),
     ]
 
 

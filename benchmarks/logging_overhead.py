@@ -1,0 +1,51 @@
+"""What TensorBoard logging costs: the same dream with and without it, interleaved.
+
+    python benchmarks/logging_overhead.py                      # Inception-v3 defaults (random weights)
+    python benchmarks/logging_overhead.py model=efficientnet_lite0 --repeats 5
+
+Extra arguments are dreamrun config overrides. Random weights time exactly like real ones,
+so this runs offline. Prints the median job time with and without logging and the ratio.
+"""
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from dreamrun.cli import config_dir
+from dreamrun.job import run_job
+
+
+def job_seconds(overrides: list[str], log: str, workdir: Path) -> float:
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[*overrides, f"log={log}"])
+    run_dir = Path(tempfile.mkdtemp(dir=workdir))
+    start = time.perf_counter()
+    run_job(cfg, run_dir, progress=False)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    args, overrides = parser.parse_known_args()
+    overrides = overrides or ["model.weights=null"]
+    if not any(o.startswith("model.weights") or o.startswith("model=") for o in overrides):
+        overrides.append("model.weights=null")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, overrides: {' '.join(overrides)}")
+    times = {"none": [], "tensorboard": []}
+    with tempfile.TemporaryDirectory() as workdir:
+        job_seconds(overrides, "none", Path(workdir))  # warm-up: imports, allocator, caches
+        for _ in range(args.repeats):
+            for log in times:  # interleaved, so drift in machine load hits both alike
+                times[log].append(job_seconds(overrides, log, Path(workdir)))
+    plain, logged = statistics.median(times["none"]), statistics.median(times["tensorboard"])
+    print(f"without logging: {plain:.2f} s   with TensorBoard logging: {logged:.2f} s (median of {args.repeats})")
+    print(f"logging overhead: {logged / plain:.3f}x ({(logged - plain) / plain:+.1%})")
+
+
+if __name__ == "__main__":
+    main()
