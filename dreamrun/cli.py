@@ -14,6 +14,7 @@ from hydra.types import RunMode
 from dreamrun.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, DreamError
 from dreamrun.images import save_json
 from dreamrun.job import run_job
+from dreamrun.run_names import register_resolver
 from dreamrun.schema import DreamConfig, register_configs
 
 log = logging.getLogger("dreamrun")
@@ -27,6 +28,7 @@ def config_dir() -> str:
 
 
 register_configs()
+register_resolver()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")

@@ -112,3 +112,16 @@ def test_ctrl_c_exits_130_and_marks_the_run_interrupted(tmp_path):
     assert "Traceback" not in err and out == ""
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "interrupted"
     assert not (run_dir / "dream.png").exists()
+
+
+@pytest.mark.slow
+def test_sweep_jobs_get_readable_dirs_and_one_tensorboard_run_each(tmp_path):
+    proc = run_cli("-m", "model=efficientnet_lite0", "input.size=96", "steps=1", "device=cpu", "octaves=1,2",
+                   f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert jobs == ["0_device=cpu,input.size=96,model=efficientnet_lite0,octaves=1,steps=1",
+                    "1_device=cpu,input.size=96,model=efficientnet_lite0,octaves=2,steps=1"]
+    for job in jobs:
+        assert (tmp_path / job / "dream.png").is_file()
+        assert len(list((tmp_path / job).glob("events.out.tfevents.*"))) == 1
