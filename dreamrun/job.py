@@ -22,7 +22,7 @@ from dreamrun.objectives import Objective, check_channels, parse_target
 from dreamrun.observers import Observer, OctaveImages, ProgressBar
 from dreamrun.octaves import check_octaves
 from dreamrun.schema import DreamConfig, InputKind
-from dreamrun.tensorboard_logger import TensorBoardLogger, log_config, log_hparams, log_image
+from dreamrun.tensorboard_logger import TensorBoardLogger, log_config, log_hparams
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> Pa
             image_every=cfg.log.image_every, image_max_side=cfg.log.image_max_side,
             heatmaps=cfg.log.heatmaps, histograms=cfg.log.histograms)
         log_config(board.writer, cfg)
-        log_image(board.writer, "dream/input", image, 0)
+        board.log_image("dream/input", image, 0)
         observers.append(board)
     try:
         with logging_redirect_tqdm():  # log lines print above the progress bar, not through it
@@ -206,7 +206,7 @@ def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> Pa
         save_png(to_pil(result.image), dream_path)
         save_json({"status": "completed", **result.metrics}, run_dir / "metrics.json")
         if board:
-            log_image(board.writer, "dream/final", result.image, cfg.octaves * cfg.steps)
+            board.log_image("dream/final", result.image, cfg.octaves * cfg.steps)
             log_hparams(board.writer, cfg, {"gain": result.metrics["gain"], "seconds": result.metrics["seconds"]})
     finally:
         if board:

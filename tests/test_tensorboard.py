@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -156,3 +157,12 @@ def test_a_real_tensorboard_serves_the_run(finished_run):
     finally:
         server.terminate()  # by its PID
         server.wait(timeout=30)
+
+
+def test_logged_images_can_be_shrunk(compose_cfg, tmp_path):
+    run_job(compose_cfg(*RUN, "log.image_max_side=40"), tmp_path, progress=False)
+    events = read_run(tmp_path)
+    for tag in ["dream/input", "dream/octave_end", "dream/progress", "dream/final", "heatmap/block_6"]:
+        assert all(max(e.height, e.width) == 40 for e in events.Images(tag)), tag
+    with Image.open(tmp_path / "dream.png") as dream:
+        assert dream.size == (120, 80)  # the run dir keeps full size
