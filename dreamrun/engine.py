@@ -3,7 +3,8 @@
 Pure: tensors and plain parameters in, a tensor out. No files, no logging; progress is
 reported to observers (see dreamrun.observers), the way Lightning calls callbacks.
 """
-from typing import Callable, Mapping, Sequence, Union
+import math
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -30,24 +31,57 @@ def unroll(image: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
     return torch.roll(image, shifts=(-shift[0], -shift[1]), dims=(-2, -1))
 
 
+def _as_values(out: Union[torch.Tensor, Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return dict(out) if isinstance(out, Mapping) else {"loss": out}
+
+
+def tile_bounds(length: int, tile_size: int) -> list[tuple[int, int]]:
+    """Split [0, length) into the fewest equal parts no longer than tile_size."""
+    parts = max(1, math.ceil(length / tile_size))
+    return [(round(i * length / parts), round((i + 1) * length / parts)) for i in range(parts)]
+
+
+def gradient(image: torch.Tensor, objective: ObjectiveFn,
+             tile_size: Optional[int] = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The objective's gradient at image (1, 3, H, W) and its values, detached.
+
+    With tile_size, tile by tile so memory is bounded by a tile: each tile's objective counts by
+    its share of the image's pixels, so away from tile borders the gradient equals the untiled one.
+    """
+    height, width = image.shape[-2:]
+    if not tile_size or (height <= tile_size and width <= tile_size):
+        image = image.detach().requires_grad_(True)
+        values = _as_values(objective(image))
+        (grad,) = torch.autograd.grad(values["loss"], image)
+        return grad, {name: value.detach() for name, value in values.items()}
+    grad = torch.empty_like(image)
+    totals: dict[str, torch.Tensor] = {}
+    for y0, y1 in tile_bounds(height, tile_size):
+        for x0, x1 in tile_bounds(width, tile_size):
+            tile = image[..., y0:y1, x0:x1].detach().requires_grad_(True)
+            share = (y1 - y0) * (x1 - x0) / (height * width)
+            values = _as_values(objective(tile))
+            (grad[..., y0:y1, x0:x1],) = torch.autograd.grad(values["loss"] * share, tile)
+            for name, value in values.items():
+                totals[name] = totals.get(name, 0) + share * value.detach()
+    return grad, totals
+
+
 def ascent_step(
-    image: torch.Tensor, objective: ObjectiveFn, step_size: float, shift: tuple[int, int]
+    image: torch.Tensor, objective: ObjectiveFn, step_size: float, shift: tuple[int, int],
+    tile_size: Optional[int] = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One jittered, normalised gradient-ascent step.
 
     Returns the new image and the step's values: loss, grad_norm and whatever else the
-    objective reported, all detached.
+    objective reported, all detached. With tile_size the roll also moves the tile seams.
     """
-    rolled = roll(image, shift).detach().requires_grad_(True)
-    values = objective(rolled)
-    values = dict(values) if isinstance(values, Mapping) else {"loss": values}
-    (grad,) = torch.autograd.grad(values["loss"], rolled)
+    grad, values = gradient(roll(image, shift), objective, tile_size)
     grad = unroll(grad, shift)
     # normalise by the mean |g| so step_size is the mean pixel change, whatever the layer's scale
     # (a fixed epsilon like 1e-8 would swamp the tiny gradients of randomly initialised networks)
     grad_norm = grad.abs().mean()
     image = image + step_size * grad / grad_norm.clamp_min(1e-30)
-    values = {name: value.detach() for name, value in values.items()}
     return image.clamp(0.0, 1.0), {**values, "grad_norm": grad_norm}
 
 
@@ -61,6 +95,7 @@ def dream(
     step_size: float,
     max_shift: int,
     generator: torch.Generator,
+    tile_size: Optional[int] = None,
     observers: Sequence[Observer] = (),
 ) -> torch.Tensor:
     """Dream on image (1, 3, H, W) in [0, 1]; returns a dream of the same shape."""
@@ -77,7 +112,7 @@ def dream(
         dreamed = (base + detail).clamp(0.0, 1.0)
         for step in range(steps):
             shift = random_shift(max_shift, generator)
-            dreamed, values = ascent_step(dreamed, objective, step_size, shift)
+            dreamed, values = ascent_step(dreamed, objective, step_size, shift, tile_size)
             for obs in observers:
                 obs.on_step(octave=octave, step=step, global_step=global_step,
                             values=values, image=dreamed)

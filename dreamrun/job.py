@@ -7,7 +7,8 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from enum import Enum
+from typing import Any, Optional, Sequence
 
 import torch
 from omegaconf import OmegaConf
@@ -21,8 +22,10 @@ from dreamrun.models import FeatureNet, build_model, channel_counts, feature_net
 from dreamrun.objectives import Objective, check_channels, parse_target
 from dreamrun.observers import Observer, OctaveImages, ProgressBar
 from dreamrun.octaves import check_octaves
+from dreamrun.precision import autocast_dtype
 from dreamrun.schema import DreamConfig, InputKind
 from dreamrun.tensorboard_logger import TensorBoardLogger, log_config, log_hparams
+from dreamrun.tiling import resolve_tile_size
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ class Dreamer:
     net: FeatureNet
     objective: Objective
     device: torch.device
+    tile_size: Optional[int] = None  # gradient tiles of at most this side; None: whole image
     _inspected: tuple | None = field(default=None, repr=False)
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -128,7 +132,17 @@ def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device) 
     model = build_model(cfg.model)
     net = feature_net(model, cfg.model, objective.layers).to(device)
     check_channels(objective, channel_counts(net, cfg.model.min_size, device))
-    return Dreamer(net, objective, device)
+    if cfg.compile:
+        log.warning("compile=true: the first steps compile the network, which takes minutes on a CPU")
+    net.configure(channels_last=cfg.channels_last, compile=cfg.compile,
+                  autocast_dtype=autocast_dtype(_name(cfg.precision), device))
+    dreamer = Dreamer(net, objective, device)
+    dreamer.tile_size = resolve_tile_size(cfg.tile.size, dreamer, device, cfg.model.min_size)
+    return dreamer
+
+
+def _name(value: Any) -> str:
+    return value.value if isinstance(value, Enum) else str(value)
 
 
 def prepare(cfg: DreamConfig, height: int, width: int) -> Dreamer:
@@ -137,6 +151,8 @@ def prepare(cfg: DreamConfig, height: int, width: int) -> Dreamer:
     objective = compile_target(cfg)
     check_octaves(height, width, cfg.octaves, cfg.octave_scale, cfg.model.min_size)
     device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # each octave's size is tuned once, then reused
     torch.manual_seed(cfg.seed)  # random weights (model.weights=null) depend on it
     return build_dreamer(cfg, objective, device)
 
@@ -156,7 +172,7 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
         image, dreamer,
         octaves=cfg.octaves, octave_scale=cfg.octave_scale, steps=cfg.steps,
         step_size=cfg.step_size, max_shift=cfg.jitter.max_shift,
-        generator=generator, observers=observers,
+        generator=generator, tile_size=dreamer.tile_size, observers=observers,
     )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -173,6 +189,8 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
         "seconds": round(seconds, 3),
         "steps": cfg.octaves * cfg.steps,
         "device": str(device),
+        "precision": str(dreamer.net.autocast_dtype or torch.float32).removeprefix("torch."),
+        "tile_size": dreamer.tile_size,
         "model": cfg.model.name,
         "weights": cfg.model.weights,
         "size": [width, height],

@@ -139,11 +139,17 @@ def _check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], path:
 
 
 class FeatureNet(nn.Module):
-    """Image (B, 3, H, W) in [0, 1] -> {layer: activation}, the network cut after the deepest layer."""
+    """Image (B, 3, H, W) in [0, 1] -> {layer: activation}, the network cut after the deepest layer.
+
+    Speed settings (see configure): channels_last memory format and autocast to bf16/fp16;
+    activations then come out in that dtype, the input stays fp32.
+    """
 
     def __init__(self, model: nn.Module, layers: Mapping[str, str],
                  mean: list[float], std: list[float]):
         super().__init__()
+        self.channels_last = False
+        self.autocast_dtype: Optional[torch.dtype] = None
         # create_feature_extractor drops every module after the deepest requested node
         with warnings.catch_warnings():
             # it warns that eval-mode graphs differ from train-mode ones; we only ever trace eval
@@ -153,8 +159,23 @@ class FeatureNet(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
 
+    def configure(self, *, channels_last: bool, autocast_dtype: Optional[torch.dtype], compile: bool) -> "FeatureNet":
+        self.channels_last = channels_last
+        self.autocast_dtype = autocast_dtype
+        if channels_last:
+            self.body = self.body.to(memory_format=torch.channels_last)
+        if compile:
+            # dynamic shapes: the octaves' different sizes reuse one compiled graph
+            self.body = torch.compile(self.body, dynamic=True)
+        return self
+
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.body((image - self.mean) / self.std)
+        x = (image - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            return self.body(x)
 
 
 def feature_net(model: nn.Module, cfg: ModelConfig, layers: list[str]) -> FeatureNet:

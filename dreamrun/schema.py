@@ -44,6 +44,19 @@ class JitterConfig:
     max_shift: int = 32
 
 
+class Precision(Enum):
+    auto = "auto"  # bf16 on CUDA and on CPUs with fast bf16 (AVX512-BF16, AMX), else fp32
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+@dataclass
+class TileConfig:
+    # "auto": tiles sized from the free memory; null: never tile; N: tiles of at most N x N px
+    size: Any = "auto"
+
+
 @dataclass
 class LogConfig:
     tensorboard: bool = True  # a TensorBoard run in every run dir
@@ -67,6 +80,10 @@ class DreamConfig:
     step_size: float = 0.01
     seed: int = 0
     device: str = "auto"
+    precision: Precision = Precision.auto
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the network: faster steps after minutes of compiling on CPU
+    tile: TileConfig = field(default_factory=TileConfig)
 
 
 def register_configs() -> None:

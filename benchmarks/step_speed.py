@@ -1,0 +1,197 @@
+"""Speed and memory of dreamrun's gradient-ascent step against the naive DeepDream step.
+
+    python benchmarks/step_speed.py                  # ms/step: Mixed_5b/6e/7c at 512x512 and 1024x768
+    python benchmarks/step_speed.py --mode dream     # a whole default dream, optimised vs plain fp32
+    python benchmarks/step_speed.py --mode memory    # peak memory of a tiled 4096x4096 (GPU: 8192x8192) dream
+
+The naive step is DeepDream as it is usually written: the whole Inception-v3 through fc, a
+forward hook on the target layer, fp32, NCHW. Both steps run in the same process, interleaved,
+on random weights (which time exactly like the real ones), so this runs offline.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable
+
+import torch
+import torchvision
+from hydra import compose, initialize_config_dir
+from torch.utils.flop_counter import FlopCounterMode
+
+from dreamrun import engine
+from dreamrun.cli import config_dir
+from dreamrun.job import load_input, prepare, run_dream
+from dreamrun.schema import IMAGENET_MEAN, IMAGENET_STD
+
+LAYERS = ["Mixed_5b", "Mixed_6e", "Mixed_7c"]
+SIZES = [(512, 512), (768, 1024)]  # (H, W)
+BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense tensor-core peaks
+STEP_SIZE = 0.01
+
+
+def config(*overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name="config", overrides=["model.weights=null", "log=none", *overrides])
+
+
+class NaiveStep:
+    """The usual DeepDream step: full network, forward hook, fp32, NCHW, no truncation."""
+
+    def __init__(self, layer: str, device: torch.device):
+        torch.manual_seed(0)
+        self.model = torchvision.models.inception_v3(
+            weights=None, init_weights=False, aux_logits=True, transform_input=True).eval().to(device)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.captured: dict[str, torch.Tensor] = {}
+        getattr(self.model, layer).register_forward_hook(lambda m, i, out: self.captured.update(out=out))
+        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+
+    def __call__(self, image: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
+        rolled = engine.roll(image, shift).detach().requires_grad_(True)
+        self.model((rolled - self.mean) / self.std)  # runs on through Mixed_7c, pooling and fc
+        self.captured["out"].pow(2).mean().backward()
+        grad = engine.unroll(rolled.grad, shift)
+        return (image + STEP_SIZE * grad / grad.abs().mean()).clamp(0, 1)
+
+
+def engine_step(layer: str, device: torch.device, height: int, width: int) -> Callable:
+    cfg = config(f"target={layer.lower()}", "octaves=1", f"device={device}")
+    dreamer = prepare(cfg, height, width)
+
+    def step(image: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
+        return engine.ascent_step(image, dreamer, STEP_SIZE, shift, dreamer.tile_size)[0]
+
+    return step
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(step: Callable, image: torch.Tensor, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    step(image, (5, -7))
+    sync(device)
+    return time.perf_counter() - start
+
+
+def peak_memory_mb(step: Callable, image: torch.Tensor, device: torch.device) -> float:
+    """CUDA: peak allocated. CPU: the tensors autograd saves for the backward pass (the bulk)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        step(image, (0, 0))
+        sync(device)
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    saved = 0
+
+    def pack(t):
+        nonlocal saved
+        saved += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step(image, (0, 0))
+    return saved / 2**20
+
+
+def flops(step: Callable, image: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter:
+        step(image, (0, 0))
+    return counter.get_total_flops()
+
+
+def bench_steps(device: torch.device, repeats: int) -> None:
+    peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)), None)
+    print("| target | size | naive ms/step | dreamrun ms/step | speed-up | naive peak MB | dreamrun peak MB "
+          "| naive GFLOP/s | dreamrun GFLOP/s |" + (" dreamrun % of bf16 peak |" if peak else ""))
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if peak else ""))
+    for height, width in SIZES:
+        image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
+        for layer in LAYERS:
+            steps = {"naive": NaiveStep(layer, device), "dreamrun": engine_step(layer, device, height, width)}
+            for step in steps.values():  # warm-up: allocator, cudnn autotuning, lazy inits
+                timed(step, image, device), timed(step, image, device)
+            times = {name: [] for name in steps}
+            for _ in range(repeats):
+                for name, step in steps.items():  # interleaved
+                    times[name].append(timed(step, image, device))
+            ms = {name: 1000 * statistics.median(t) for name, t in times.items()}
+            mem = {name: peak_memory_mb(step, image, device) for name, step in steps.items()}
+            gflops = {name: flops(step, image) / (ms[name] / 1000) / 1e9 for name, step in steps.items()}
+            row = (f"| {layer} | {width}x{height} | {ms['naive']:.1f} | {ms['dreamrun']:.1f} | "
+                   f"**{ms['naive'] / ms['dreamrun']:.2f}x** | {mem['naive']:.0f} | {mem['dreamrun']:.0f} | "
+                   f"{gflops['naive']:.0f} | {gflops['dreamrun']:.0f} |")
+            if peak:
+                row += f" {100 * gflops['dreamrun'] / (peak * 1000):.1f}% |"
+            print(row, flush=True)
+
+
+def bench_dream(device: torch.device, repeats: int) -> None:
+    variants = {"dreamrun defaults": [], "plain fp32 NCHW": ["precision=fp32", "channels_last=false"]}
+    seconds = {name: [] for name in variants}
+    cfgs = {name: config(f"device={device}", *extra) for name, extra in variants.items()}
+    image = load_input(cfgs["dreamrun defaults"], torch.Generator().manual_seed(0))
+    for _ in range(repeats):
+        for name, cfg in cfgs.items():
+            seconds[name].append(run_dream(cfg, image).metrics["seconds"])
+    cfg = cfgs["dreamrun defaults"]
+    steps = cfg.octaves * cfg.steps
+    print(f"default dream: Inception-v3 {cfg.target and list(cfg.target)}, {image.shape[-1]}x{image.shape[-2]} px, "
+          f"{cfg.octaves} octaves x {cfg.steps} steps, median of {repeats}")
+    for name, values in seconds.items():
+        median = statistics.median(values)
+        print(f"  {name:18s} {median:6.2f} s  ({1000 * median / steps:.0f} ms/step)")
+    print(f"  speed-up: {statistics.median(seconds['plain fp32 NCHW']) / statistics.median(seconds['dreamrun defaults']):.2f}x")
+
+
+def bench_memory(device: torch.device, side: int) -> None:
+    """A whole tiled dream of side x side noise in a child process; its peak RSS (and GPU memory)."""
+    script = (
+        "import json, sys, torch;"
+        "from benchmarks.step_speed import config;"
+        "from dreamrun.job import load_input, run_dream;"
+        f"cfg = config('input=noise', 'input.size={side}', 'octaves=1', 'steps=2', 'device={device}');"
+        "image = load_input(cfg, torch.Generator().manual_seed(0));"
+        "m = run_dream(cfg, image).metrics;"
+        "gpu = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None;"
+        "print(json.dumps({'seconds': m['seconds'], 'tile_size': m['tile_size'], 'gpu_peak_gib': gpu}))"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # ru_maxrss is in KiB
+    print(f"{side}x{side} dream (1 octave, 2 steps, Mixed_6c, tile {result['tile_size']} px) on {device}: "
+          f"{result['seconds']:.1f} s, peak RSS {rss_gib:.2f} GiB"
+          + (f", peak GPU memory {result['gpu_peak_gib']:.2f} GiB" if result["gpu_peak_gib"] else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=["steps", "dream", "memory"], default="steps")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--side", type=int, help="memory mode: image side (default 4096 on CPU, 8192 on CUDA)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {name}")
+    if args.mode == "steps":
+        bench_steps(device, args.repeats)
+    elif args.mode == "dream":
+        bench_dream(device, args.repeats)
+    else:
+        bench_memory(device, args.side or (8192 if device.type == "cuda" else 4096))
+
+
+if __name__ == "__main__":
+    main()

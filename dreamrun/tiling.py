@@ -1,0 +1,67 @@
+"""How big a tile of the image one gradient computation may take, from the memory free now."""
+import math
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+
+from dreamrun.errors import DreamError
+
+MEMORY_SHARE = 0.25  # of the free memory, for one tile's forward and backward
+CPU_MAX_TILE = 1024  # bigger tiles are no faster on a CPU, only hungrier
+PROBE_SIDE = 128
+
+
+def free_memory(device: torch.device) -> Optional[int]:
+    """Bytes free on device now; None where it cannot be told."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def bytes_per_pixel(objective: Callable[[torch.Tensor], Any], device: torch.device) -> float:
+    """What autograd keeps per input pixel for a gradient of objective: the bulk of its memory.
+
+    Measured on a small probe by counting the tensors saved for the backward pass.
+    """
+    saved = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        saved += tensor.numel() * tensor.element_size()
+        return tensor
+
+    probe = torch.zeros(1, 3, PROBE_SIDE, PROBE_SIDE, device=device, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        objective(probe)
+    return saved / PROBE_SIDE**2
+
+
+def auto_tile_size(objective: Callable[[torch.Tensor], Any], device: torch.device, min_side: int) -> Optional[int]:
+    """The tile side that fits MEMORY_SHARE of the free memory (None: no limit known)."""
+    free = free_memory(device)
+    if free is None:
+        return CPU_MAX_TILE if device.type == "cpu" else None
+    side = int(math.sqrt(MEMORY_SHARE * free / bytes_per_pixel(objective, device))) // 32 * 32
+    if device.type == "cpu":
+        side = min(side, CPU_MAX_TILE)
+    return max(side, 2 * min_side)
+
+
+def resolve_tile_size(setting: Any, objective: Callable[[torch.Tensor], Any], device: torch.device,
+                      min_side: int) -> Optional[int]:
+    """tile.size: "auto", null/0 (never tile), or a side in px of at least twice the network's minimum."""
+    if setting in (None, 0, "none"):
+        return None
+    if setting == "auto":
+        return auto_tile_size(objective, device, min_side)
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 2 * min_side:
+        raise DreamError(f"tile.size must be auto, null, or a size in px of at least {2 * min_side} "
+                         f"(twice the network's minimum input), got {setting!r}")
+    return setting

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from dreamrun.job import load_input, prepare, run_dream
+from dreamrun.precision import autocast_dtype, cpu_has_fast_bf16
+
+from conftest import TINY
+
+
+def test_precision_names_map_to_autocast_dtypes():
+    cpu = torch.device("cpu")
+    assert autocast_dtype("fp32", cpu) is None
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert autocast_dtype("fp16", cpu) is torch.float16
+    assert autocast_dtype("auto", cpu) is (torch.bfloat16 if cpu_has_fast_bf16() else None)
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_the_network_runs_in_the_chosen_precision_and_the_image_stays_fp32(compose_cfg, precision, dtype):
+    cfg = compose_cfg(*TINY, f"precision={precision}")
+    image = load_input(cfg, torch.Generator().manual_seed(0))
+    dreamer = prepare(cfg, *image.shape[-2:])
+    assert dreamer.feature_maps(image)["block_12"].dtype == dtype
+    result = run_dream(cfg, image, dreamer=dreamer)
+    assert result.image.dtype == torch.float32
+    assert result.metrics["precision"] == str(dtype).removeprefix("torch.")
+
+
+def test_channels_last_changes_speed_not_results(compose_cfg):
+    image = load_input(compose_cfg(*TINY), torch.Generator().manual_seed(0))
+    acts = {}
+    for flag in ("true", "false"):
+        dreamer = prepare(compose_cfg(*TINY, "precision=fp32", f"channels_last={flag}"), *image.shape[-2:])
+        acts[flag] = dreamer.feature_maps(image)["block_12"]
+    assert torch.allclose(acts["true"], acts["false"], rtol=1e-4, atol=1e-4)
+
+
+def test_bf16_dreams_as_well_as_fp32_on_the_pretrained_network(compose_cfg):
+    """The quality check: at equal steps bf16's objective gain is within 5% of fp32's."""
+    base = ["model=efficientnet_lite0", "target=block_12", "input.size=160", "octaves=2", "steps=10", "device=cpu"]
+    image = load_input(compose_cfg(*base), torch.Generator().manual_seed(0))
+    gain = {p: run_dream(compose_cfg(*base, f"precision={p}"), image).metrics["gain"] for p in ("fp32", "bf16")}
+    assert gain["bf16"] == pytest.approx(gain["fp32"], rel=0.05)
