@@ -62,14 +62,20 @@ class NaiveStep:
         return (image + STEP_SIZE * grad / grad.abs().mean()).clamp(0, 1)
 
 
-def engine_step(layer: str, device: torch.device, height: int, width: int) -> Callable:
-    cfg = config(f"target={layer.lower()}", "octaves=1", f"device={device}")
-    dreamer = prepare(cfg, height, width)
+class EngineStep:
+    """dreamrun's step at its default settings: truncated network, channels_last, autocast."""
 
-    def step(image: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
-        return engine.ascent_step(image, dreamer, STEP_SIZE, shift, dreamer.tile_size)[0]
+    def __init__(self, layer: str, device: torch.device, height: int, width: int):
+        cfg = config(f"target={layer.lower()}", "octaves=1", f"device={device}")
+        self.dreamer = prepare(cfg, height, width)
 
-    return step
+    def __call__(self, image: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
+        return engine.ascent_step(image, self.dreamer, STEP_SIZE, shift, self.dreamer.tile_size)[0]
+
+    def forward_backward(self, image: torch.Tensor) -> None:
+        # FlopCounterMode's module hooks cannot follow autograd.grad: count the same work via backward()
+        image = image.detach().requires_grad_(True)
+        self.dreamer(image)["loss"].backward()
 
 
 def sync(device: torch.device) -> None:
@@ -106,7 +112,10 @@ def peak_memory_mb(step: Callable, image: torch.Tensor, device: torch.device) ->
 
 def flops(step: Callable, image: torch.Tensor) -> int:
     with FlopCounterMode(display=False) as counter:
-        step(image, (0, 0))
+        if isinstance(step, EngineStep):
+            step.forward_backward(image)
+        else:
+            step(image, (0, 0))
     return counter.get_total_flops()
 
 
@@ -118,7 +127,7 @@ def bench_steps(device: torch.device, repeats: int) -> None:
     for height, width in SIZES:
         image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
         for layer in LAYERS:
-            steps = {"naive": NaiveStep(layer, device), "dreamrun": engine_step(layer, device, height, width)}
+            steps = {"naive": NaiveStep(layer, device), "dreamrun": EngineStep(layer, device, height, width)}
             for step in steps.values():  # warm-up: allocator, cudnn autotuning, lazy inits
                 timed(step, image, device), timed(step, image, device)
             times = {name: [] for name in steps}
@@ -154,12 +163,22 @@ def bench_dream(device: torch.device, repeats: int) -> None:
     print(f"  speed-up: {statistics.median(seconds['plain fp32 NCHW']) / statistics.median(seconds['dreamrun defaults']):.2f}x")
 
 
-def bench_memory(device: torch.device, side: int) -> None:
-    """A whole tiled dream of side x side noise in a child process; its peak RSS (and GPU memory)."""
+def bench_memory(device: torch.device, side: int, gpu_limit_gib: float) -> None:
+    """A whole tiled dream of side x side noise in a child process; its peak RSS (and GPU memory).
+
+    On CUDA the child behaves as if the card had gpu_limit_gib: PyTorch refuses more, and the
+    automatic tile size sees only that much free.
+    """
     script = (
         "import json, sys, torch;"
+        "import dreamrun.tiling as tiling;"
         "from benchmarks.step_speed import config;"
         "from dreamrun.job import load_input, run_dream;"
+        f"limit = {gpu_limit_gib} * 2**30;"
+        "cuda = torch.cuda.is_available();"
+        "cuda and torch.cuda.set_per_process_memory_fraction(limit / torch.cuda.get_device_properties(0).total_memory);"
+        "real_free = tiling.free_memory;"
+        "tiling.free_memory = lambda d: min(real_free(d), limit - torch.cuda.memory_reserved(d)) if d.type == 'cuda' else real_free(d);"
         f"cfg = config('input=noise', 'input.size={side}', 'octaves=1', 'steps=2', 'device={device}');"
         "image = load_input(cfg, torch.Generator().manual_seed(0));"
         "m = run_dream(cfg, image).metrics;"
@@ -170,7 +189,8 @@ def bench_memory(device: torch.device, side: int) -> None:
     out = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # ru_maxrss is in KiB
-    print(f"{side}x{side} dream (1 octave, 2 steps, Mixed_6c, tile {result['tile_size']} px) on {device}: "
+    limit = f" (as a {gpu_limit_gib:g} GiB card)" if device.type == "cuda" else ""
+    print(f"{side}x{side} dream (1 octave, 2 steps, Mixed_6c, tile {result['tile_size']} px) on {device}{limit}: "
           f"{result['seconds']:.1f} s, peak RSS {rss_gib:.2f} GiB"
           + (f", peak GPU memory {result['gpu_peak_gib']:.2f} GiB" if result["gpu_peak_gib"] else ""))
 
@@ -181,6 +201,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--side", type=int, help="memory mode: image side (default 4096 on CPU, 8192 on CUDA)")
+    parser.add_argument("--gpu-limit-gib", type=float, default=24.0, help="memory mode: the card size to act as")
     args = parser.parse_args()
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
@@ -190,7 +211,7 @@ def main() -> None:
     elif args.mode == "dream":
         bench_dream(device, args.repeats)
     else:
-        bench_memory(device, args.side or (8192 if device.type == "cuda" else 4096))
+        bench_memory(device, args.side or (8192 if device.type == "cuda" else 4096), args.gpu_limit_gib)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from dreamrun.errors import DreamError
+from dreamrun.graph_rewrites import speed_up
 from dreamrun.schema import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class FeatureNet(nn.Module):
             warnings.filterwarnings("ignore", message=".*obtained by tracing the model in eval mode")
             self.body = create_feature_extractor(model.eval(), return_nodes={p: n for n, p in layers.items()})
         self.body.delete_all_unused_submodules()  # the pruned layers' weights need no memory
+        self.body = speed_up(self.body)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
 
