@@ -115,7 +115,7 @@ def dream(
             dreamed, values = ascent_step(dreamed, objective, step_size, shift, tile_size)
             for obs in observers:
                 obs.on_step(octave=octave, step=step, global_step=global_step,
-                            values=values, image=dreamed)
+                            values=values, image=dreamed, shift=shift)
             global_step += 1
         detail = dreamed - base
         for obs in observers:

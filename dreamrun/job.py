@@ -41,16 +41,25 @@ class Dreamer:
     device: torch.device
     tile_size: Optional[int] = None  # gradient tiles of at most this side; None: whole image
     _inspected: tuple | None = field(default=None, repr=False)
+    _recent: tuple | None = field(default=None, repr=False)
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """The engine's objective: the loss, and each target's activation for the observers."""
-        parts = self.objective.activations(self.net(image))
+        acts = self.net(image)
+        self._recent = (tuple(image.shape[-2:]), {t.name: t.select(acts).detach() for t in self.objective.terms})
+        parts = self.objective.activations(acts)
         loss = sum(term.weight * parts[term.name] for term in self.objective.terms)
         return {"loss": loss, **{f"act/{name}": value for name, value in parts.items()}}
 
     def activations(self, image: torch.Tensor) -> dict[str, float]:
         acts = self.objective.activations(self.inspect(image))
         return {name: value.item() for name, value in acts.items()}
+
+    def recent_feature_maps(self, size: tuple[int, int]) -> Optional[dict[str, torch.Tensor]]:
+        """The maps of the last objective evaluation, if it saw a whole image of this (H, W)."""
+        if self._recent is None or self._recent[0] != tuple(size):
+            return None
+        return self._recent[1]
 
     def feature_maps(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each target's activation map (1, C', h, w): what the layer sees in image."""
@@ -212,6 +221,7 @@ def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> Pa
         board = TensorBoardLogger(
             # flushing costs a disk sync: every 10 s is live enough, and close() flushes the rest
             SummaryWriter(log_dir=str(run_dir), flush_secs=10), feature_maps=dreamer.feature_maps,
+            recent_feature_maps=dreamer.recent_feature_maps,
             image_every=cfg.log.image_every, image_max_side=cfg.log.image_max_side,
             heatmaps=cfg.log.heatmaps, histograms=cfg.log.histograms)
         log_config(board.writer, cfg)

@@ -17,8 +17,9 @@ class Observer:
         pass
 
     def on_step(self, *, octave: int, step: int, global_step: int,
-                values: Mapping[str, torch.Tensor], image: torch.Tensor) -> None:
-        """values: the step's detached scalars: loss, grad_norm, and what the objective reported."""
+                values: Mapping[str, torch.Tensor], image: torch.Tensor, shift: tuple[int, int]) -> None:
+        """values: the step's detached scalars: loss, grad_norm, and what the objective reported.
+        shift: the jitter roll (dy, dx) under which the objective saw the image this step."""
 
     def on_octave_end(self, *, octave: int, global_step: int, image: torch.Tensor) -> None:
         """global_step: how many steps have run so far, over all octaves."""
@@ -40,7 +41,7 @@ class ProgressBar(Observer):
         self.bar = tqdm(total=len(sizes) * steps, unit="step", disable=not self.enabled,
                         file=sys.stderr, dynamic_ncols=True)
 
-    def on_step(self, *, octave, step, global_step, values, image):
+    def on_step(self, *, octave, step, global_step, values, image, shift):
         if self.bar.disable:
             return  # avoid loss.item(): it waits for the GPU
         self.bar.set_description(f"octave {octave + 1}/{self.octaves}", refresh=False)

@@ -88,7 +88,7 @@ def test_observers_see_every_step_and_octave_in_order():
         def on_dream_start(self, *, sizes, steps):
             events.append(("start", len(sizes), steps))
 
-        def on_step(self, *, octave, step, global_step, values, image):
+        def on_step(self, *, octave, step, global_step, values, image, shift):
             events.append(("step", octave, step, global_step, sorted(values)))
 
         def on_octave_end(self, *, octave, global_step, image):
