@@ -37,8 +37,9 @@ def test_channels_last_changes_speed_not_results(compose_cfg):
 
 def test_bf16_dreams_as_well_as_fp32_on_the_pretrained_network(compose_cfg):
     """The quality check: at equal steps bf16's objective gain is within 5% of fp32's."""
-    # measured here: 3.81x (fp32) and 3.82x (bf16); at 512 px and 3 octaves 7.54x and 7.43x
-    base = ["model=efficientnet_lite0", "target=block_12", "input.size=256", "octaves=2", "steps=10", "device=cpu"]
+    # the settings of benchmarks/bf16_quality.py; measured on this project's CI CPU (AMD EPYC,
+    # AVX512-BF16): 7.545x in fp32, 7.426x in bf16
+    base = ["model=efficientnet_lite0", "target=block_12", "octaves=3", "device=cpu"]
     image = load_input(compose_cfg(*base), torch.Generator().manual_seed(0))
     gain = {p: run_dream(compose_cfg(*base, f"precision={p}"), image).metrics["gain"] for p in ("fp32", "bf16")}
     assert gain["bf16"] == pytest.approx(gain["fp32"], rel=0.05)
