@@ -48,8 +48,7 @@ class Dreamer:
         acts = self.net(image)
         self._recent = (tuple(image.shape[-2:]), {t.name: t.select(acts).detach() for t in self.objective.terms})
         parts = self.objective.activations(acts)
-        loss = sum(term.weight * parts[term.name] for term in self.objective.terms)
-        return {"loss": loss, **{f"act/{name}": value for name, value in parts.items()}}
+        return {"loss": self.objective.total(parts), **{f"act/{name}": value for name, value in parts.items()}}
 
     def activations(self, image: torch.Tensor) -> dict[str, float]:
         acts = self.objective.activations(self.inspect(image))
@@ -189,8 +188,8 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
     after = dreamer.activations(dreamed)
 
     weights = {t.name: t.weight for t in dreamer.objective.terms}
-    total_before = sum(weights[n] * v for n, v in before.items())
-    total_after = sum(weights[n] * v for n, v in after.items())
+    total_before = dreamer.objective.total(before)
+    total_after = dreamer.objective.total(after)
     metrics = {
         "gain": total_after / total_before if total_before else float("nan"),
         "objective_before": total_before,

@@ -60,7 +60,11 @@ class Objective:
         return list(dict.fromkeys(t.layer for t in self.terms))
 
     def __call__(self, activations: Activations) -> torch.Tensor:
-        return sum(t.weight * t.activation(activations) for t in self.terms)
+        return self.total(self.activations(activations))
+
+    def total(self, parts: Mapping[str, Any]) -> Any:
+        """The weighted sum of per-term values (tensors or floats), as given by activations()."""
+        return sum(t.weight * parts[t.name] for t in self.terms)
 
     def activations(self, activations: Activations) -> dict[str, torch.Tensor]:
         """Each term's unweighted activation, by term name."""
