@@ -28,6 +28,7 @@ from dreamrun import engine
 from dreamrun.cli import config_dir
 from dreamrun.job import load_input, prepare, run_dream
 from dreamrun.schema import IMAGENET_MEAN, IMAGENET_STD
+from dreamrun.tiling import saved_tensor_bytes
 
 LAYERS = ["Mixed_5b", "Mixed_6e", "Mixed_7c"]
 SIZES = [(512, 512), (768, 1024)]  # (H, W)
@@ -98,16 +99,7 @@ def peak_memory_mb(step: Callable, image: torch.Tensor, device: torch.device) ->
         step(image, (0, 0))
         sync(device)
         return torch.cuda.max_memory_allocated(device) / 2**20
-    saved = 0
-
-    def pack(t):
-        nonlocal saved
-        saved += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        step(image, (0, 0))
-    return saved / 2**20
+    return saved_tensor_bytes(lambda: step(image, (0, 0))) / 2**20
 
 
 def flops(step: Callable, image: torch.Tensor) -> int:

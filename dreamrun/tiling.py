@@ -25,11 +25,8 @@ def free_memory(device: torch.device) -> Optional[int]:
     return None
 
 
-def bytes_per_pixel(objective: Callable[[torch.Tensor], Any], device: torch.device) -> float:
-    """What autograd keeps per input pixel for a gradient of objective: the bulk of its memory.
-
-    Measured on a small probe by counting the tensors saved for the backward pass.
-    """
+def saved_tensor_bytes(work: Callable[[], Any]) -> int:
+    """Bytes of the tensors autograd saves for the backward pass while work() runs."""
     saved = 0
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -37,10 +34,16 @@ def bytes_per_pixel(objective: Callable[[torch.Tensor], Any], device: torch.devi
         saved += tensor.numel() * tensor.element_size()
         return tensor
 
-    probe = torch.zeros(1, 3, PROBE_SIDE, PROBE_SIDE, device=device, requires_grad=True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        objective(probe)
-    return saved / PROBE_SIDE**2
+        work()
+    return saved
+
+
+def bytes_per_pixel(objective: Callable[[torch.Tensor], Any], device: torch.device) -> float:
+    """What autograd keeps per input pixel for a gradient of objective: the bulk of its memory,
+    measured on a small probe."""
+    probe = torch.zeros(1, 3, PROBE_SIDE, PROBE_SIDE, device=device, requires_grad=True)
+    return saved_tensor_bytes(lambda: objective(probe)) / PROBE_SIDE**2
 
 
 def auto_tile_size(objective: Callable[[torch.Tensor], Any], device: torch.device, min_side: int) -> Optional[int]:
