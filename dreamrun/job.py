@@ -40,7 +40,6 @@ class Dreamer:
     objective: Objective
     device: torch.device
     tile_size: Optional[int] = None  # gradient tiles of at most this side; None: whole image
-    _inspected: tuple | None = field(default=None, repr=False)
     _recent: tuple | None = field(default=None, repr=False)
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -67,16 +66,8 @@ class Dreamer:
 
     @torch.no_grad()
     def inspect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The target layers' activations for image, outside the ascent. The last result is kept:
-        the final octave's heat-maps and the "after" metrics look at the same image."""
-        image = image.to(self.device)
-        if self._inspected is not None:
-            seen, version, acts = self._inspected  # holding `seen` keeps its memory from reuse
-            if seen.data_ptr() == image.data_ptr() and seen.shape == image.shape and version == image._version:
-                return acts
-        acts = self.net(image)
-        self._inspected = (image, image._version, acts)
-        return acts
+        """The target layers' activations for image, outside the ascent."""
+        return self.net(image.to(self.device))
 
 
 @dataclass
