@@ -3,21 +3,31 @@
     python -m dreamrun target=mixed_6 octaves=4
     python -m dreamrun -m target=mixed_5b,mixed_6 octaves=2,4
 """
+import importlib.util
 import logging
+import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from dreamrun.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, DreamError
-from dreamrun.images import save_json
+from dreamrun import run_names, sweeps
+from dreamrun.errors import EXIT_INTERRUPTED, EXIT_SWEEP_FAILED, EXIT_USER_ERROR, DreamError
 from dreamrun.job import run_job
-from dreamrun.run_names import register_resolver
+from dreamrun.job_record import COMPLETED, FAILED, INTERRUPTED, OUTPUT_FILES, JobRecord
 from dreamrun.schema import DreamConfig, register_configs
+from dreamrun.sweep_summary import report, write_summary
 
 log = logging.getLogger("dreamrun")
+
+# launcher presets in conf/hydra/launcher/ and the plugin each needs
+LAUNCHER_PLUGINS = {"joblib": "hydra_plugins.hydra_joblib_launcher",
+                    "submitit_local": "hydra_plugins.hydra_submitit_launcher",
+                    "submitit_slurm": "hydra_plugins.hydra_submitit_launcher"}
 
 
 def config_dir() -> str:
@@ -27,32 +37,83 @@ def config_dir() -> str:
     return str(packaged if (packaged / "config.yaml").is_file() else here.parent / "conf")
 
 
+# conf/hydra/launcher/ presets share their plugins' names (so hydra/launcher=joblib picks ours) and are
+# checked against the plugins' schemas: what Hydra 1.3 warns it will stop doing. They set _target_,
+# so they keep working when it does.
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema")
+
 register_configs()
-register_resolver()
+run_names.register_resolvers()
+sweeps.register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def app(cfg: DreamConfig) -> None:
+    """One job. Its outcome always lands in result.json; in a sweep a failed job returns normally,
+    so the launcher goes on with the others and the sweep's summary reports it."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    record = JobRecord(overrides=list(hydra_cfg.overrides.task))
+    if in_sweep:
+        cfg.device = sweeps.device_for_job(cfg.device, hydra_cfg.job.num, torch.cuda.device_count())
     try:
-        dream_path = run_job(cfg, run_dir)
+        result = run_job(cfg, run_dir)
     except DreamError as e:
-        save_json({"status": "failed", "error": str(e)}, run_dir / "metrics.json")
+        record.finish(run_dir, FAILED, error=str(e))
         log.error("dreamrun: error: %s", e)
-        if in_sweep:
-            raise  # the launcher records this job as failed and runs the others
-        sys.exit(EXIT_USER_ERROR)
+        if not in_sweep:
+            sys.exit(EXIT_USER_ERROR)
+        return
     except KeyboardInterrupt:
-        save_json({"status": "interrupted"}, run_dir / "metrics.json")
+        record.finish(run_dir, INTERRUPTED)
         log.error("dreamrun: interrupted")
         sys.exit(EXIT_INTERRUPTED)
-    print(dream_path, flush=True)
+    except Exception as e:
+        record.finish(run_dir, FAILED, error=f"{type(e).__name__}: {e}")
+        if not in_sweep:
+            raise  # a bug: keep its traceback
+        log.exception("dreamrun: job failed")
+        return
+    record.finish(run_dir, COMPLETED, metrics=result.metrics)
+    print(run_dir / OUTPUT_FILES["dream"], flush=True)
+
+
+def _check_launcher(argv: list[str]) -> None:
+    """A launcher that cannot start here: one line saying why, not the plugin's traceback."""
+    for arg in argv:
+        name = arg.partition("hydra/launcher=")[2]
+        plugin = LAUNCHER_PLUGINS.get(name)
+        if plugin and importlib.util.find_spec(plugin) is None:
+            _refuse(f"hydra/launcher={name} needs its Hydra plugin: pip install 'dreamrun[launchers]'")
+        if name == "submitit_slurm" and not shutil.which("srun"):
+            _refuse("hydra/launcher=submitit_slurm needs SLURM, and srun is not on PATH here: run the sweep "
+                    "from the cluster's login node, or try it locally with hydra/launcher=submitit_local")
+
+
+def _refuse(message: str) -> None:
+    print(f"dreamrun: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
 
 
 def main() -> None:
-    app()
+    _check_launcher(sys.argv[1:])
+    exit_status = 0
+    try:
+        app()
+    except KeyboardInterrupt:  # reaches here from a launcher waiting on its workers, not from a job
+        print("dreamrun: interrupted", file=sys.stderr)
+        exit_status = EXIT_INTERRUPTED
+    except SystemExit as e:
+        exit_status = e.code
+    sweep_dir = sweeps.started_sweep_dir()
+    if sweep_dir and Path(sweep_dir).is_dir():  # however the sweep ended: summarise what finished
+        summary = write_summary(sweep_dir)
+        print(report(summary), file=sys.stderr)
+        print(Path(sweep_dir) / "summary.png", flush=True)
+        if not exit_status and not summary.all_completed:
+            exit_status = EXIT_SWEEP_FAILED
+    sys.exit(exit_status)
 
 
 if __name__ == "__main__":

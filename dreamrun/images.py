@@ -95,5 +95,9 @@ def save_png(image: Image.Image, path: str | os.PathLike) -> None:
     _write_atomic(Path(path), lambda f: image.save(f, format="PNG"))
 
 
+def save_text(text: str, path: str | os.PathLike) -> None:
+    _write_atomic(Path(path), lambda f: f.write(text.encode()))
+
+
 def save_json(data: Any, path: str | os.PathLike) -> None:
-    _write_atomic(Path(path), lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
+    save_text(json.dumps(data, indent=2) + "\n", path)

@@ -199,7 +199,7 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
     return DreamResult(dreamed.cpu(), metrics)
 
 
-def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> Path:
+def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> DreamResult:
     """The whole job in a run dir: input.png, octave_<i>.png, dream.png, metrics.json, a TensorBoard run."""
     validate(cfg)
     image = load_input(cfg, torch.Generator().manual_seed(cfg.seed))
@@ -220,9 +220,8 @@ def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> Pa
     try:
         with logging_redirect_tqdm():  # log lines print above the progress bar, not through it
             result = run_dream(cfg, image, observers, dreamer)
-        dream_path = run_dir / "dream.png"
-        save_png(to_pil(result.image), dream_path)
-        save_json({"status": "completed", **result.metrics}, run_dir / "metrics.json")
+        save_png(to_pil(result.image), run_dir / "dream.png")
+        save_json(result.metrics, run_dir / "metrics.json")
         if board:
             board.log_image("dream/final", result.image, cfg.octaves * cfg.steps)
             log_hparams(board.writer, cfg, {"gain": result.metrics["gain"], "seconds": result.metrics["seconds"]})
@@ -232,4 +231,4 @@ def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> Pa
     log.info("gain %.3gx in %.1f s on %s (%s)", result.metrics["gain"], result.metrics["seconds"],
              result.metrics["device"], ", ".join(f"{n}: {t['before']:.3g} -> {t['after']:.3g}"
                                                  for n, t in result.metrics["targets"].items()))
-    return dream_path
+    return result

@@ -1,13 +1,18 @@
-"""Readable, safe names for sweep job dirs (and so TensorBoard runs), made from their overrides.
+"""Run dir names: readable and safe for sweep jobs, never shared between two runs.
 
+    outputs/2026-11-27/14-35-57                       a run
+    outputs/2026-11-27/14-35-57_2                     another run started in the same second
     outputs/multirun/2026-11-27/14-35-57/1_octaves=4,target=mixed_6
 """
 import hashlib
 import re
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
 MAX_LENGTH = 80
+
+_claimed: dict[str, str] = {}
 
 
 def slug(overrides: str) -> str:
@@ -19,5 +24,27 @@ def slug(overrides: str) -> str:
     return name
 
 
-def register_resolver() -> None:
+def fresh_dir(path: str) -> str:
+    """path, or path_2, path_3, … : the first that did not exist, created here so no other run takes it.
+
+    mkdir is atomic, so two dreamruns started in the same second get different dirs. The answer is
+    remembered: Hydra may resolve the run dir more than once in a process.
+    """
+    if path not in _claimed:
+        for n in range(1, 10_000):
+            candidate = Path(path if n == 1 else f"{path}_{n}")
+            try:
+                candidate.mkdir(parents=True)
+            except FileExistsError:
+                continue
+            _claimed[path] = str(candidate)
+            break
+        else:
+            raise RuntimeError(f"no free run dir next to {path}")
+    return _claimed[path]
+
+
+def register_resolvers() -> None:
     OmegaConf.register_new_resolver("dreamrun_slug", slug, replace=True)
+    # cached, so the sweep dir in a job's config (Hydra copies the cache into it) names the same dir
+    OmegaConf.register_new_resolver("dreamrun_fresh_dir", fresh_dir, replace=True, use_cache=True)

@@ -1,0 +1,66 @@
+"""Hydra glue for sweeps: where the sweep writes, how its jobs are named, which GPU each job takes.
+
+Hydra skips `on_multirun_end` when a job failed, so the callback only notes the sweep dir;
+the CLI summarises the sweep after Hydra returns, however the sweep ended.
+"""
+from typing import Any, Optional, Sequence
+
+import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+EXCLUDE_KEYS = "hydra.job.config.override_dirname.exclude_keys"
+
+_sweep_dir: Optional[str] = None
+
+
+class SweepSetup(Callback):
+    """Runs in the process that launches the sweep, before any job starts."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _sweep_dir
+        _sweep_dir = str(config.hydra.sweep.dir)
+        _name_jobs_by_swept_keys(config)
+
+
+def constant_keys(task_overrides: Sequence[str]) -> list[str]:
+    """The keys of a sweep's command line that every job shares (target=a,b is swept; steps=2 is not)."""
+    parsed = OverridesParser.create().parse_overrides(list(task_overrides))
+    return [o.key_or_group for o in parsed if not o.is_sweep_override()]
+
+
+def _name_jobs_by_swept_keys(config: DictConfig) -> None:
+    """Job dirs named by what differs between jobs: 1_octaves=4,target=mixed_6, not every override.
+
+    Each job's config is composed again from the sweep's Hydra overrides plus the job's own, so an
+    exclude_keys override added here reaches every job, in any launcher.
+    """
+    hydra_overrides = config.hydra.overrides.hydra
+    keys = constant_keys(config.hydra.overrides.task)
+    if not keys or any(str(o).startswith(EXCLUDE_KEYS) for o in hydra_overrides):
+        return  # nothing to drop, or the user chose the excluded keys
+    quoted = ",".join("'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'" for key in keys)
+    with read_write(hydra_overrides), open_dict(hydra_overrides):
+        hydra_overrides.append(f"{EXCLUDE_KEYS}=[{quoted}]")
+
+
+def started_sweep_dir() -> Optional[str]:
+    """The dir of the sweep this process launched, or None when it ran a single job."""
+    return _sweep_dir
+
+
+def device_for_job(device: str, job_num: int, gpu_count: int) -> str:
+    """device=auto in a sweep on a machine with several GPUs: job n takes GPU n mod count.
+
+    Local parallel jobs (joblib, submitit_local) then spread over the GPUs instead of all landing
+    on GPU 0; on SLURM each job sees only its own GPU, so count is 1 and nothing changes.
+    """
+    if device != "auto" or gpu_count < 2:
+        return device
+    return f"cuda:{job_num % gpu_count}"
+
+
+def register_resolvers() -> None:
+    # the submitit_local preset asks for every GPU here, so device_for_job can share them out
+    OmegaConf.register_new_resolver("dreamrun_gpu_count", lambda: torch.cuda.device_count(), replace=True)
