@@ -54,10 +54,12 @@ class Job:
         return self.record.metrics.get("seconds") if self.record else None
 
     def dream(self) -> Optional[Image.Image]:
-        path = self.dir / self.record.paths["dream"] if self.record and "dream" in self.record.paths else None
+        if not (self.record and "dream" in self.record.paths):
+            return None
         try:
-            return Image.open(path) if path else None
-        except (OSError, UnidentifiedImageError):
+            with Image.open(self.dir / self.record.paths["dream"]) as image:
+                return image.convert("RGB")
+        except (OSError, UnidentifiedImageError):  # deleted or damaged since: show the job without it
             return None
 
 
@@ -135,7 +137,7 @@ def split_axes(axes: Sequence[Axis]) -> tuple[list[Axis], list[Axis]]:
 
 def combinations(axes: Sequence[Axis]) -> list[dict[str, str]]:
     keys = [key for key, _ in axes]
-    return [dict(zip(keys, values)) for values in itertools.product(*(values for _, values in axes))] or [{}]
+    return [dict(zip(keys, values)) for values in itertools.product(*(values for _, values in axes))]
 
 
 def arrange_grid(jobs: Sequence[Job], axes: Sequence[Axis], planned: bool) -> Optional[list[list[Job]]]:
