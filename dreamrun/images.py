@@ -79,10 +79,21 @@ def noise(size: int, generator: torch.Generator) -> torch.Tensor:
     return 0.5 + 0.2 * (torch.rand(1, 3, size, size, generator=generator) - 0.5)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes 0600 files; results should get the permissions any other new file gets
+FILE_MODE = 0o666 & ~_umask()
+
+
 def _write_atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
@@ -95,8 +106,12 @@ def save_png(image: Image.Image, path: str | os.PathLike) -> None:
     _write_atomic(Path(path), lambda f: image.save(f, format="PNG"))
 
 
+def save_bytes(data: bytes, path: str | os.PathLike) -> None:
+    _write_atomic(Path(path), lambda f: f.write(data))
+
+
 def save_text(text: str, path: str | os.PathLike) -> None:
-    _write_atomic(Path(path), lambda f: f.write(text.encode()))
+    save_bytes(text.encode(), path)
 
 
 def save_json(data: Any, path: str | os.PathLike) -> None:

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from dreamrun.errors import DreamError
-from dreamrun.images import load_image, resize_long_side, sample_image, to_pil, to_tensor
+from dreamrun.images import load_image, resize_long_side, sample_image, save_png, to_pil, to_tensor
 
 EXIF_ORIENTATION = 0x0112
 
@@ -82,3 +82,10 @@ def test_tensor_round_trip_is_lossless():
     tensor = to_tensor(image)
     assert tensor.shape == (1, 3, 9, 13) and 0 <= tensor.min() and tensor.max() <= 1
     assert np.array_equal(np.asarray(to_pil(tensor)), np.asarray(image))
+
+
+def test_results_get_the_usual_file_permissions(tmp_path):
+    """Written through a temp file, but readable like any new file (mkstemp alone would make 0600)."""
+    save_png(Image.new("RGB", (4, 4)), tmp_path / "dream.png")
+    (tmp_path / "plain").write_bytes(b"")
+    assert (tmp_path / "dream.png").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
