@@ -19,8 +19,9 @@ from dreamrun import run_names, sweeps
 from dreamrun.errors import EXIT_INTERRUPTED, EXIT_SWEEP_FAILED, EXIT_USER_ERROR, DreamError
 from dreamrun.job import run_job
 from dreamrun.job_record import COMPLETED, FAILED, INTERRUPTED, OUTPUT_FILES, JobRecord
-from dreamrun.schema import DreamConfig, register_configs
+from dreamrun.schema import DreamConfig, Mode, register_configs
 from dreamrun.sweep_summary import report, write_summary
+from dreamrun.zoom_job import run_zoom_job
 
 log = logging.getLogger("dreamrun")
 
@@ -58,7 +59,12 @@ def app(cfg: DreamConfig) -> None:
     if in_sweep:
         cfg.device = sweeps.device_for_job(cfg.device, hydra_cfg.job.num, torch.cuda.device_count())
     try:
-        result = run_job(cfg, run_dir)
+        if cfg.mode == Mode.zoom:
+            result = run_zoom_job(cfg, run_dir)
+            output = result.animation
+        else:
+            result = run_job(cfg, run_dir)
+            output = run_dir / OUTPUT_FILES["dream"]
     except DreamError as e:
         record.finish(run_dir, FAILED, error=str(e))
         log.error("dreamrun: error: %s", e)
@@ -76,7 +82,7 @@ def app(cfg: DreamConfig) -> None:
         log.exception("dreamrun: job failed")
         return
     record.finish(run_dir, COMPLETED, metrics=result.metrics)
-    print(run_dir / OUTPUT_FILES["dream"], flush=True)
+    print(output, flush=True)
 
 
 def _check_launcher(argv: list[str]) -> None:

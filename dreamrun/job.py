@@ -149,11 +149,15 @@ def prepare(cfg: DreamConfig, height: int, width: int) -> Dreamer:
     validate(cfg)
     objective = compile_target(cfg)
     check_octaves(height, width, cfg.octaves, cfg.octave_scale, cfg.model.min_size)
+    return build_dreamer(cfg, objective, setup_device(cfg))
+
+
+def setup_device(cfg: DreamConfig) -> torch.device:
     device = resolve_device(cfg.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # each octave's size is tuned once, then reused
     torch.manual_seed(cfg.seed)  # random weights (model.weights=null) depend on it
-    return build_dreamer(cfg, objective, device)
+    return device
 
 
 def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observer] = (),

@@ -20,7 +20,8 @@ from dreamrun.images import save_json
 RESULT_FILE = "result.json"
 COMPLETED, FAILED, INTERRUPTED = "completed", "failed", "interrupted"
 # the files a job may leave, relative to its run dir so a moved sweep dir stays readable
-OUTPUT_FILES = {"dream": "dream.png", "input": "input.png", "metrics": "metrics.json", "log": "dreamrun.log"}
+OUTPUT_FILES = {"dream": "dream.png", "input": "input.png", "metrics": "metrics.json", "log": "dreamrun.log",
+                "animation": "zoom.gif", "animation_webp": "zoom.webp", "video": "zoom.mp4"}
 
 
 def _now() -> str:

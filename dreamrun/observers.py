@@ -27,6 +27,17 @@ class Observer:
     def on_dream_end(self, *, image: torch.Tensor) -> None:
         pass
 
+    # zoom dreams (dreamrun.zoom): one dream per frame, each with the hooks above
+
+    def on_zoom_start(self, *, frames: int, start: int) -> None:
+        """frames: the total; start: the first frame this run makes (> 0 when resumed)."""
+
+    def on_frame(self, *, frame: int, image: torch.Tensor, rng_state: torch.Tensor) -> None:
+        """image: the finished frame. rng_state: the jitter generator's state after it."""
+
+    def on_zoom_end(self, *, image: torch.Tensor) -> None:
+        pass
+
 
 class ProgressBar(Observer):
     """octave i/N, step, loss and it/s on stderr; silent when stderr is not a terminal."""
@@ -49,6 +60,24 @@ class ProgressBar(Observer):
         self.bar.update(1)
 
     def on_dream_end(self, *, image):
+        self.bar.close()
+
+
+class FrameProgressBar(Observer):
+    """frame i/N with an ETA on stderr; silent when stderr is not a terminal."""
+
+    def __init__(self, enabled: Optional[bool] = None):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.bar: Optional[tqdm] = None
+
+    def on_zoom_start(self, *, frames, start):
+        self.bar = tqdm(total=frames, initial=start, unit="frame", disable=not self.enabled,
+                        file=sys.stderr, dynamic_ncols=True, desc="zoom")
+
+    def on_frame(self, *, frame, image, rng_state):
+        self.bar.update(1)
+
+    def on_zoom_end(self, *, image):
         self.bar.close()
 
 

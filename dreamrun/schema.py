@@ -66,6 +66,31 @@ class LogConfig:
     histograms: bool = True  # per-target activation histograms at each octave end
 
 
+class Mode(Enum):
+    dream = "dream"  # one dream of the input
+    zoom = "zoom"  # frames: dream, zoom in, dream again (see ZoomConfig)
+
+
+class AnimationFormat(Enum):
+    gif = "gif"
+    webp = "webp"
+
+
+@dataclass
+class ZoomConfig:
+    frames: int = 60
+    steps_per_frame: int = 5
+    factor: float = 0.02  # the part of each side cropped away per frame, then resampled back up
+    rotation: float = 0.0  # degrees per frame, counter-clockwise
+    octaves: int = 1  # octaves per frame
+    fps: float = 15.0
+    animation: AnimationFormat = AnimationFormat.gif  # zoom.gif or zoom.webp; zoom.mp4 too where ffmpeg is
+    # optional schedule: target dictionaries taken in turn, frames_per_target frames each (empty: `target`)
+    targets: List[Any] = field(default_factory=list)
+    frames_per_target: int = 10
+    log_every: int = 10  # frames between frame images in TensorBoard
+
+
 @dataclass
 class DreamConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -84,6 +109,9 @@ class DreamConfig:
     channels_last: bool = True
     compile: bool = False  # torch.compile the network: faster steps after minutes of compiling on CPU
     tile: TileConfig = field(default_factory=TileConfig)
+    mode: Mode = Mode.dream
+    zoom: ZoomConfig = field(default_factory=ZoomConfig)
+    resume: bool = False  # zoom: continue the run in hydra.run.dir after its last saved frame
 
 
 def register_configs() -> None:

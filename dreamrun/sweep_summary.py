@@ -178,7 +178,8 @@ def _caption(job: Job, overrides: Sequence[str]) -> Tile:
     head = [f"{key}={job.overrides.get(key, '')}" for key in overrides]
     number = f"#{job.num} " if job.num >= 0 else ""
     if job.status == COMPLETED:
-        return Tile(job.dream(), head + [f"{number}gain {job.gain:.3g}x · {job.seconds:.3g} s"])
+        gain = f"gain {job.gain:.3g}x · " if job.gain is not None else ""  # zoom jobs have none
+        return Tile(job.dream(), head + [f"{number}{gain}{job.seconds:.3g} s"])
     if job.status == FAILED:
         return Tile(None, head + [f"{number}failed: {job.record.error}"], placeholder="FAILED", alert=True)
     return Tile(job.dream(), head + [f"{number}{job.status}"], placeholder=job.status.upper())

@@ -130,15 +130,7 @@ class TensorBoardLogger(Observer):
 
     def log_image(self, tag: str, image: torch.Tensor, step: int) -> None:
         """image (1, 3, H, W) in [0, 1], shrunk to image_max_side."""
-        log_image(self.writer, tag, self.shrink(image.detach()), step)
-
-    def shrink(self, image: torch.Tensor) -> torch.Tensor:
-        """(1, 3, H, W) scaled down so its long side is at most image_max_side."""
-        height, width = image.shape[-2:]
-        if not self.image_max_side or max(height, width) <= self.image_max_side:
-            return image
-        scale = self.image_max_side / max(height, width)
-        return resize(image, (max(1, round(height * scale)), max(1, round(width * scale))))
+        log_image(self.writer, tag, shrink(image.detach(), self.image_max_side), step)
 
 
 def log_image(writer: SummaryWriter, tag: str, image: torch.Tensor, step: int) -> None:
@@ -147,9 +139,48 @@ def log_image(writer: SummaryWriter, tag: str, image: torch.Tensor, step: int) -
     pil = to_pil(image)
     encoded = io.BytesIO()
     pil.save(encoded, format="JPEG", quality=95)
+    log_encoded_image(writer, tag, encoded.getvalue(), pil.size, step)
+
+
+def log_encoded_image(writer: SummaryWriter, tag: str, data: bytes, size: tuple[int, int], step: int) -> None:
+    """An already encoded image (JPEG, PNG, or an animated GIF: TensorBoard shows it moving, which
+    add_video only manages with moviepy 1.x installed)."""
     summary = Summary(value=[Summary.Value(tag=tag, image=Summary.Image(
-        height=pil.height, width=pil.width, colorspace=3, encoded_image_string=encoded.getvalue()))])
+        height=size[1], width=size[0], colorspace=3, encoded_image_string=data))])
     writer._get_file_writer().add_summary(summary, step)
+
+
+class ZoomTensorBoardLogger(Observer):
+    """A zoom dream's TensorBoard run: per frame the loss and each target's activation at the
+    frame's last step, and every log_every frames the frame itself."""
+
+    def __init__(self, writer: SummaryWriter, *, log_every: int = 10, image_max_side: Optional[int] = None):
+        self.writer = writer
+        self.log_every = log_every
+        self.image_max_side = image_max_side
+        self.last_values: Mapping[str, torch.Tensor] = {}
+
+    def on_step(self, *, octave, step, global_step, values, image, shift):
+        self.last_values = values
+
+    def on_frame(self, *, frame, image, rng_state):
+        for name, value in self.last_values.items():
+            if name == "loss" or name.startswith("act/"):
+                self.writer.add_scalar("zoom/loss" if name == "loss" else name, value.item(), frame)
+        if self.log_every and frame % self.log_every == 0:
+            log_image(self.writer, "zoom/frame", shrink(image, self.image_max_side), frame)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def shrink(image: torch.Tensor, max_side: Optional[int]) -> torch.Tensor:
+    """(1, 3, H, W) scaled down so its long side is at most max_side (None: as it is)."""
+    height, width = image.shape[-2:]
+    if not max_side or max(height, width) <= max_side:
+        return image
+    scale = max_side / max(height, width)
+    return resize(image, (max(1, round(height * scale)), max(1, round(width * scale))))
 
 
 def log_histogram(writer: SummaryWriter, tag: str, values: torch.Tensor, step: int) -> None:

@@ -1,0 +1,73 @@
+"""Zoom dreams: dream a frame, zoom in a little, dream again; the frames make an endless video.
+
+Pure like the engine: tensors and plain parameters in, frames reported to observers
+(`on_zoom_start`, `on_frame`, `on_zoom_end`) beside the engine's own per-step hooks.
+"""
+import math
+from typing import Callable, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from dreamrun.engine import ObjectiveFn, dream
+from dreamrun.observers import Observer
+
+
+def zoom_in(image: torch.Tensor, factor: float, rotation: float = 0.0) -> torch.Tensor:
+    """Crop `factor` of each side around the centre (turned by `rotation` degrees, counter-clockwise)
+    and resample it back to the full size, bicubic. A point d px from the centre moves to d / (1 - factor)."""
+    _, _, height, width = image.shape
+    scale = 1.0 - factor  # the sampled region's side, relative to the image's
+    angle = math.radians(rotation)
+    cos, sin = math.cos(angle), math.sin(angle)
+    # affine_grid works in [-1, 1] on each axis; the aspect terms make the rotation round in pixels
+    theta = torch.tensor([[scale * cos, -scale * sin * height / width, 0.0],
+                          [scale * sin * width / height, scale * cos, 0.0]],
+                         dtype=image.dtype, device=image.device).unsqueeze(0)
+    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+    # reflection fills the corners a rotation uncovers with picture rather than black
+    zoomed = F.grid_sample(image, grid, mode="bicubic", padding_mode="reflection", align_corners=False)
+    return zoomed.clamp(0.0, 1.0)
+
+
+def quantize(image: torch.Tensor) -> torch.Tensor:
+    """The frame as its 8-bit PNG holds it, so a resumed zoom continues from exactly these pixels."""
+    return (image * 255.0).round() / 255.0
+
+
+def zoom_dream(
+    image: torch.Tensor,
+    objective_for_frame: Callable[[int], ObjectiveFn],
+    *,
+    frames: int,
+    factor: float,
+    rotation: float,
+    octaves: int,
+    octave_scale: float,
+    steps: int,
+    step_size: float,
+    max_shift: int,
+    generator: torch.Generator,
+    start: int = 0,
+    tile_size: Optional[int] = None,
+    observers: Sequence[Observer] = (),
+) -> torch.Tensor:
+    """Frames start … frames-1 of a zoom dream; returns the last.
+
+    image: (1, 3, H, W) in [0, 1], the input for start == 0, else frame start-1. Frame k > 0 is
+    frame k-1 zoomed in and dreamed on again; frame 0 is the dreamed input.
+    """
+    for obs in observers:
+        obs.on_zoom_start(frames=frames, start=start)
+    for frame in range(start, frames):
+        if frame > 0:
+            image = zoom_in(image, factor, rotation)
+        image = dream(image, objective_for_frame(frame), octaves=octaves, octave_scale=octave_scale,
+                      steps=steps, step_size=step_size, max_shift=max_shift, generator=generator,
+                      tile_size=tile_size, observers=observers)
+        image = quantize(image)
+        for obs in observers:
+            obs.on_frame(frame=frame, image=image, rng_state=generator.get_state())
+    for obs in observers:
+        obs.on_zoom_end(image=image)
+    return image

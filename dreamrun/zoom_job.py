@@ -1,0 +1,223 @@
+"""One zoom dream from a config: frames, resume, the animation, a TensorBoard run.
+
+    python -m dreamrun mode=zoom input=noise input.size=256 model=efficientnet_lite0 'target.block_12=[3,17]'
+    python -m dreamrun mode=zoom ... resume=true hydra.run.dir=outputs/2026-11-27/14-35-57
+
+After every frame, frames/<k>.png and zoom_state.json (the frame number and the jitter RNG's
+state) are written atomically, so a run killed at any point resumes after its last saved frame
+and makes exactly the frames an uninterrupted run would have made.
+"""
+import base64
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from dreamrun.animation import encode_animation, find_ffmpeg, save_animation, save_mp4
+from dreamrun.errors import DreamError
+from dreamrun.images import save_json, save_png, to_pil, to_tensor
+from dreamrun.job import Dreamer, build_dreamer, compile_target, load_input, setup_device, validate
+from dreamrun.objectives import Objective, parse_target
+from dreamrun.observers import FrameProgressBar, Observer
+from dreamrun.octaves import check_octaves
+from dreamrun.schema import DreamConfig
+from dreamrun.tensorboard_logger import ZoomTensorBoardLogger, log_config, log_encoded_image
+from dreamrun.zoom import zoom_dream
+
+log = logging.getLogger(__name__)
+
+FRAMES_DIR = "frames"
+STATE_FILE = "zoom_state.json"
+TENSORBOARD_ANIMATION_SIDE = 256  # px: the animation in TensorBoard is a preview; the files are full size
+# keys a resumed run may change without changing the frames: how many, how they are shown, how fast
+RESUMABLE = {"resume", "device", "compile", "channels_last", "tile", "log", "mode",
+             "zoom.frames", "zoom.fps", "zoom.animation", "zoom.log_every"}
+
+
+@dataclass
+class ZoomResult:
+    animation: Path
+    metrics: dict[str, Any]
+
+
+def validate_zoom(cfg: DreamConfig) -> None:
+    zoom = cfg.zoom
+    checks = [
+        (zoom.frames >= 1, f"zoom.frames must be at least 1, got {zoom.frames}"),
+        (zoom.steps_per_frame >= 0, f"zoom.steps_per_frame must be 0 or more, got {zoom.steps_per_frame}"),
+        (math.isfinite(zoom.factor) and 0 <= zoom.factor < 0.5,
+         f"zoom.factor is the part of each side cropped per frame: 0 to 0.5 (e.g. 0.02), got {zoom.factor}"),
+        (math.isfinite(zoom.rotation), f"zoom.rotation must be a number of degrees, got {zoom.rotation}"),
+        (zoom.octaves >= 1, f"zoom.octaves must be at least 1, got {zoom.octaves}"),
+        (math.isfinite(zoom.fps) and zoom.fps > 0, f"zoom.fps must be positive, got {zoom.fps}"),
+        (zoom.frames_per_target >= 1, f"zoom.frames_per_target must be at least 1, got {zoom.frames_per_target}"),
+        (zoom.log_every >= 0, f"zoom.log_every must be 0 (off) or a frame count, got {zoom.log_every}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise DreamError(message)
+
+
+def frame_objectives(cfg: DreamConfig) -> list[Objective]:
+    """The objective of each entry of zoom.targets, or of `target` when there is no schedule."""
+    if not cfg.zoom.targets:
+        return [compile_target(cfg)]
+    objectives = []
+    for i, target in enumerate(cfg.zoom.targets):
+        if not OmegaConf.is_dict(target):
+            raise DreamError(f"zoom.targets[{i}] must be a target dictionary like {{block_12: [3, 17]}}, got {target}")
+        try:
+            objectives.append(parse_target(OmegaConf.to_container(target), list(cfg.model.layers)))
+        except DreamError as e:
+            raise DreamError(f"zoom.targets[{i}]: {e}") from None
+    return objectives
+
+
+def fingerprint(cfg: DreamConfig) -> dict[str, Any]:
+    """Everything in cfg that shapes the frames: a resumed run must match it."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if prefix in RESUMABLE:
+            return
+        if isinstance(node, dict) and prefix != "target":
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "")
+    return flat
+
+
+class FrameWriter(Observer):
+    """frames/<k>.png, then zoom_state.json naming it: both atomic, the state only after its frame."""
+
+    def __init__(self, run_dir: Path, config: dict[str, Any]):
+        self.run_dir = run_dir
+        self.config = config
+
+    def on_frame(self, *, frame, image, rng_state):
+        save_png(to_pil(image), frame_path(self.run_dir, frame))
+        save_json({"frame": frame, "rng_state": base64.b64encode(rng_state.numpy().tobytes()).decode(),
+                   "config": self.config}, self.run_dir / STATE_FILE)
+
+
+def frame_path(run_dir: Path, frame: int) -> Path:
+    return run_dir / FRAMES_DIR / f"{frame:06d}.png"
+
+
+def resume_point(run_dir: Path, config: dict[str, Any]) -> Optional[tuple[int, torch.Tensor, torch.Tensor]]:
+    """(last saved frame, its image (1, 3, H, W), the RNG state after it), or None if nothing was saved."""
+    try:
+        state = json.loads((run_dir / STATE_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError:
+        raise DreamError(f"cannot resume: {run_dir / STATE_FILE} is damaged") from None
+    changed = sorted(key for key in config.keys() | state["config"].keys()
+                     if config.get(key) != state["config"].get(key))
+    if changed:
+        raise DreamError(f"cannot resume {run_dir}: its frames were made with other settings of "
+                         f"{', '.join(changed)}; resume with the same ones (only zoom.frames, zoom.fps, "
+                         "zoom.animation, logging and speed settings may change)")
+    frame = state["frame"]
+    try:
+        with Image.open(frame_path(run_dir, frame)) as saved:
+            image = to_tensor(saved)
+    except OSError:
+        raise DreamError(f"cannot resume: frame {frame_path(run_dir, frame)} is missing or unreadable") from None
+    rng_state = torch.frombuffer(bytearray(base64.b64decode(state["rng_state"])), dtype=torch.uint8)
+    return frame, image, rng_state
+
+
+def run_zoom_job(cfg: DreamConfig, run_dir: Path, progress: Optional[bool] = None) -> ZoomResult:
+    """The whole zoom in a run dir: frames/, zoom.gif (or .webp), zoom.mp4 with ffmpeg, dream.png
+    (the last frame), input.png, metrics.json and a TensorBoard run."""
+    validate(cfg)
+    validate_zoom(cfg)
+    objectives = frame_objectives(cfg)
+    config = fingerprint(cfg)
+    image = load_input(cfg, torch.Generator().manual_seed(cfg.seed))
+    check_octaves(*image.shape[-2:], cfg.zoom.octaves, cfg.octave_scale, cfg.model.min_size)
+
+    generator = torch.Generator().manual_seed(cfg.seed)  # jitter shifts: CPU, so any device agrees
+    start = 0
+    saved = resume_point(run_dir, config) if cfg.resume else None
+    if cfg.resume and saved is None:
+        log.warning("resume=true, but %s has no saved frames: starting at frame 0", run_dir)
+    if saved:
+        last, image, rng_state = saved
+        generator.set_state(rng_state)
+        start = last + 1
+        log.info("resuming %s after frame %d", run_dir, last)
+    elif not cfg.resume:
+        save_png(to_pil(image), run_dir / "input.png")
+
+    # one network cut at every layer the schedule names; each frame's dreamer shares it
+    dreamer = build_dreamer(cfg, sum(objectives[1:], objectives[0]), setup_device(cfg))
+    dreamers: list[Dreamer] = [replace(dreamer, objective=objective) for objective in objectives]
+
+    observers: list[Observer] = [FrameProgressBar(progress), FrameWriter(run_dir, config)]
+    board = None
+    if cfg.log.tensorboard:
+        board = ZoomTensorBoardLogger(SummaryWriter(log_dir=str(run_dir), flush_secs=10),
+                                      log_every=cfg.zoom.log_every, image_max_side=cfg.log.image_max_side)
+        log_config(board.writer, cfg)
+        observers.append(board)
+    clock = time.perf_counter()
+    try:
+        if start < cfg.zoom.frames:
+            with logging_redirect_tqdm():
+                zoom_dream(image.to(dreamer.device),
+                           lambda frame: dreamers[frame // cfg.zoom.frames_per_target % len(dreamers)],
+                           frames=cfg.zoom.frames, start=start, factor=cfg.zoom.factor, rotation=cfg.zoom.rotation,
+                           octaves=cfg.zoom.octaves, octave_scale=cfg.octave_scale, steps=cfg.zoom.steps_per_frame,
+                           step_size=cfg.step_size, max_shift=cfg.jitter.max_shift, generator=generator,
+                           tile_size=dreamer.tile_size, observers=observers)
+        seconds = time.perf_counter() - clock
+        result = _write_outputs(cfg, run_dir, board)
+    finally:
+        if board:
+            board.close()
+    made = max(0, cfg.zoom.frames - start)
+    result.metrics.update({"resumed_at": start if saved else None, "frames_made": made,
+                           "seconds": round(seconds, 3), "seconds_per_frame": round(seconds / made, 3) if made else None,
+                           "device": str(dreamer.device), "model": cfg.model.name, "weights": cfg.model.weights,
+                           "precision": str(dreamer.net.autocast_dtype or torch.float32).removeprefix("torch.")})
+    save_json(result.metrics, run_dir / "metrics.json")
+    log.info("%d frames (%d made now) in %.1f s: %s", cfg.zoom.frames, made, seconds, result.animation)
+    return result
+
+
+def _write_outputs(cfg: DreamConfig, run_dir: Path, board: Optional[ZoomTensorBoardLogger]) -> ZoomResult:
+    """The animation, the MP4 where ffmpeg is, and dream.png (the last frame) from the frame files."""
+    frames = [frame_path(run_dir, k) for k in range(cfg.zoom.frames)]
+    animation = run_dir / f"zoom.{cfg.zoom.animation.value}"
+    save_animation(frames, animation, cfg.zoom.fps)
+    with Image.open(frames[-1]) as last:
+        save_png(last.convert("RGB"), run_dir / "dream.png")
+        size = list(last.size)
+    ffmpeg = find_ffmpeg()
+    video = run_dir / "zoom.mp4" if ffmpeg else None
+    if ffmpeg:
+        save_mp4(run_dir / FRAMES_DIR, video, cfg.zoom.fps, ffmpeg, frames=cfg.zoom.frames)
+    else:
+        log.info("no ffmpeg here, so no zoom.mp4: apt install ffmpeg, or pip install 'dreamrun[video]'")
+    if board:
+        preview = encode_animation(frames, cfg.zoom.fps, max_side=TENSORBOARD_ANIMATION_SIDE)
+        with Image.open(frames[0]) as first:
+            first.thumbnail((TENSORBOARD_ANIMATION_SIDE, TENSORBOARD_ANIMATION_SIDE))
+            log_encoded_image(board.writer, "zoom/animation", preview, first.size, cfg.zoom.frames - 1)
+    metrics = {"mode": "zoom", "frames": cfg.zoom.frames, "size": size, "animation": animation.name,
+               "video": video.name if video else None}
+    return ZoomResult(animation, metrics)

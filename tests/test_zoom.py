@@ -1,0 +1,163 @@
+"""Zoom dreams: the zoom geometry, frames and animations, the target schedule, resume after a kill."""
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import REPO, run_cli
+from dreamrun.animation import find_ffmpeg
+from dreamrun.errors import DreamError
+from dreamrun.observers import FrameProgressBar
+from dreamrun.zoom import zoom_dream, zoom_in
+from dreamrun.zoom_job import run_zoom_job
+
+# noise from the seed, 1 step per frame on the offline network: a frame takes a few ms at 64 px
+ZOOM = ["mode=zoom", "model=efficientnet_lite0", "input=noise", "input.size=64", "device=cpu",
+        "zoom.steps_per_frame=1", "zoom.frames=4"]
+
+
+def _blob(size: int, dy: float, dx: float) -> torch.Tensor:
+    """A Gaussian spot dy, dx px from the centre of a size x size image, (1, 3, H, W)."""
+    y, x = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    centre = size / 2
+    spot = torch.exp(-((y - centre - dy) ** 2 + (x - centre - dx) ** 2) / (2 * 2.0**2))
+    return spot.expand(1, 3, size, size).clone()
+
+
+def _centroid(image: torch.Tensor) -> tuple[float, float]:
+    """(dy, dx) of the image's brightness-weighted centre from the image centre."""
+    weights = image[0, 0].clamp_min(0) ** 2
+    size = image.shape[-1]
+    y, x = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    total = weights.sum()
+    return ((weights * y).sum() / total - size / 2).item(), ((weights * x).sum() / total - size / 2).item()
+
+
+def test_zoom_moves_a_pattern_outward_by_one_over_one_minus_factor():
+    dy, dx = _centroid(zoom_in(_blob(128, -12, 20), factor=0.1))
+    assert dx == pytest.approx(20 / 0.9, abs=0.15) and dy == pytest.approx(-12 / 0.9, abs=0.15)
+    dy, dx = _centroid(zoom_in(_blob(128, 0, 20), factor=0.0))
+    assert (dy, dx) == (pytest.approx(0, abs=0.05), pytest.approx(20, abs=0.05))  # no zoom: no move
+
+
+def test_rotation_turns_the_picture_counter_clockwise_around_the_centre():
+    dy, dx = _centroid(zoom_in(_blob(128, 0, 20), factor=0.0, rotation=90))
+    assert (dy, dx) == (pytest.approx(-20, abs=0.2), pytest.approx(0, abs=0.2))  # right of centre -> above
+    dy, dx = _centroid(zoom_in(_blob(128, 0, 20), factor=0.0, rotation=30))
+    assert math.hypot(dy, dx) == pytest.approx(20, abs=0.2)
+    assert math.degrees(math.atan2(-dy, dx)) == pytest.approx(30, abs=1)
+
+
+def test_zoom_keeps_the_size_and_the_value_range():
+    image = torch.rand(1, 3, 48, 80, generator=torch.Generator().manual_seed(0))
+    zoomed = zoom_in(image, factor=0.05, rotation=10)
+    assert zoomed.shape == image.shape and zoomed.min() >= 0 and zoomed.max() <= 1
+
+
+def test_frame_progress_bar_counts_frames(capsys):
+    zoom_dream(torch.full((1, 3, 32, 32), 0.5), lambda frame: (lambda x: x.pow(2).mean()), frames=3,
+               factor=0.02, rotation=0.0, octaves=1, octave_scale=1.4, steps=1, step_size=0.01, max_shift=0,
+               generator=torch.Generator(), observers=[FrameProgressBar(enabled=True)])
+    err = capsys.readouterr().err
+    assert "zoom" in err and "3/3" in err and "frame" in err
+
+
+def test_zoom_run_writes_frames_animation_and_video(compose_cfg, tmp_path):
+    result = run_zoom_job(compose_cfg(*ZOOM, "zoom.log_every=2"), tmp_path, progress=False)
+    frames = sorted((tmp_path / "frames").glob("*.png"))
+    assert [p.name for p in frames] == ["000000.png", "000001.png", "000002.png", "000003.png"]
+    for frame in frames:
+        with Image.open(frame) as image:
+            assert image.size == (64, 64)
+    with Image.open(result.animation) as gif:
+        assert result.animation.name == "zoom.gif" and gif.n_frames == 4 and gif.size == (64, 64)
+        gif.seek(3)
+        last = np.asarray(gif.convert("RGB")).astype(float)
+    with Image.open(tmp_path / "dream.png") as dream:
+        assert np.abs(last - np.asarray(dream.convert("RGB"))).mean() < 12  # the GIF's palette costs a little
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["mode"] == "zoom" and metrics["frames"] == metrics["frames_made"] == 4
+    board = EventAccumulator(str(tmp_path), size_guidance={"images": 0, "scalars": 0}).Reload()
+    assert [e.step for e in board.Images("zoom/frame")] == [0, 2]
+    animation = board.Images("zoom/animation")[0].encoded_image_string
+    assert animation.startswith(b"GIF8")  # animated in TensorBoard's image tab
+    assert [e.step for e in board.Scalars("act/block_12")] == [0, 1, 2, 3]
+    if find_ffmpeg():
+        import imageio_ffmpeg
+        assert metrics["video"] == "zoom.mp4"
+        assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "zoom.mp4"))[0] == 4
+
+
+def test_webp_animation(compose_cfg, tmp_path):
+    result = run_zoom_job(compose_cfg(*ZOOM, "zoom.animation=webp", "log=none"), tmp_path, progress=False)
+    with Image.open(result.animation) as webp:
+        assert result.animation.name == "zoom.webp" and webp.n_frames == 4
+
+
+def test_a_target_schedule_takes_its_targets_in_turn(compose_cfg, tmp_path):
+    run_zoom_job(compose_cfg(*ZOOM, "zoom.targets=[{block_3: [0]}, {block_5: [1]}]", "zoom.frames_per_target=1"),
+                 tmp_path, progress=False)
+    board = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0}).Reload()
+    assert [e.step for e in board.Scalars("act/block_3[0]")] == [0, 2]
+    assert [e.step for e in board.Scalars("act/block_5[1]")] == [1, 3]
+
+
+def test_zoom_settings_are_checked(compose_cfg, tmp_path):
+    for override, message in [("zoom.factor=0.7", "zoom.factor"), ("zoom.frames=0", "zoom.frames"),
+                              ("zoom.targets=[{block_99: all}]", r"zoom.targets\[0\]: unknown layer")]:
+        with pytest.raises(DreamError, match=message):
+            run_zoom_job(compose_cfg(*ZOOM, override), tmp_path, progress=False)
+
+
+def _zoom_cli(run_dir, *extra):
+    # 25 steps a frame at 96 px: slow enough (~0.3 s a frame) to be killed between frames
+    return [sys.executable, "-m", "dreamrun", *ZOOM, "input.size=96", "zoom.frames=6", "zoom.steps_per_frame=25",
+            "zoom.rotation=2", f"hydra.run.dir={run_dir}", *extra]
+
+
+@pytest.mark.slow
+def test_a_killed_zoom_resumes_to_the_same_frames_as_an_uninterrupted_one(tmp_path):
+    whole = subprocess.run(_zoom_cli(tmp_path / "whole"), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+
+    killed_dir = tmp_path / "killed"
+    proc = subprocess.Popen(_zoom_cli(killed_dir), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300  # generous: a loaded machine can be 5x slower
+    while not (killed_dir / "frames" / "000001.png").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    state = json.loads((killed_dir / "zoom_state.json").read_text())
+    assert 1 <= state["frame"] < 5, "the kill should land midway"
+
+    resumed = subprocess.run(_zoom_cli(killed_dir, "resume=true"), cwd=REPO, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {killed_dir} after frame {state['frame']}" in resumed.stderr
+    assert json.loads((killed_dir / "metrics.json").read_text())["resumed_at"] == state["frame"] + 1
+    for k in range(6):
+        name = f"{k:06d}.png"
+        with Image.open(tmp_path / "whole" / "frames" / name) as a, Image.open(killed_dir / "frames" / name) as b:
+            assert np.array_equal(np.asarray(a), np.asarray(b)), f"frame {k} differs"
+    with Image.open(killed_dir / "zoom.gif") as gif:
+        assert gif.n_frames == 6
+
+
+@pytest.mark.slow
+def test_resume_with_other_settings_is_refused(tmp_path):
+    first = run_cli(*ZOOM, "zoom.frames=2", f"hydra.run.dir={tmp_path}")
+    assert first.returncode == 0, first.stderr
+    more = run_cli(*ZOOM, "zoom.frames=3", "resume=true", f"hydra.run.dir={tmp_path}")
+    assert more.returncode == 0, more.stderr  # more frames: allowed, it continues
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 3
+    other = run_cli(*ZOOM, "zoom.frames=4", "zoom.factor=0.05", "resume=true", f"hydra.run.dir={tmp_path}")
+    assert other.returncode == 2
+    assert "cannot resume" in other.stderr and "zoom.factor" in other.stderr
