@@ -12,7 +12,7 @@ from PIL import Image
 
 from dreamrun.cli import config_dir
 from dreamrun.images import load_image, resize_long_side, to_pil, to_rgb, to_tensor
-from dreamrun.job import run_dream
+from dreamrun.job import run_dream, validate
 
 _UNSET = object()
 
@@ -41,11 +41,12 @@ def dream(
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"model={model}"])
     cfg.octaves, cfg.octave_scale, cfg.steps, cfg.step_size = octaves, octave_scale, steps, step_size
-    cfg.jitter.max_shift, cfg.seed, cfg.device = max_shift, seed, device
+    cfg.jitter.max_shift, cfg.seed, cfg.device, cfg.input.size = max_shift, seed, device, size
     if weights is not _UNSET:
         cfg.model.weights = None if weights is None else str(weights)
     if target is not None:
         cfg.target = OmegaConf.create(dict(target))
+    validate(cfg)  # before the image is touched: a bad size would otherwise shrink it first
     pil = load_image(image) if isinstance(image, (str, os.PathLike)) else to_rgb(image)
     result = run_dream(cfg, to_tensor(resize_long_side(pil, size)))
     return to_pil(result.image)

@@ -13,12 +13,13 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 
-from dreamrun import run_names, sweeps
-from dreamrun.errors import EXIT_INTERRUPTED, EXIT_SWEEP_FAILED, EXIT_USER_ERROR, DreamError
+from dreamrun import interrupts, run_names, sweeps
+from dreamrun.errors import EXIT_SWEEP_FAILED, EXIT_USER_ERROR, DreamError
 from dreamrun.job import run_job
-from dreamrun.job_record import COMPLETED, FAILED, INTERRUPTED, OUTPUT_FILES, JobRecord
+from dreamrun.job_record import COMPLETED, FAILED, INTERRUPTED, OUTPUT_FILES, JobRecord, clear_results, has_results
 from dreamrun.schema import DreamConfig, Mode, register_configs
 from dreamrun.sweep_summary import report, write_summary
 from dreamrun.zoom_job import run_zoom_job
@@ -52,12 +53,15 @@ sweeps.register_resolvers()
 def app(cfg: DreamConfig) -> None:
     """One job. Its outcome always lands in result.json; in a sweep a failed job returns normally,
     so the launcher goes on with the others and the sweep's summary reports it."""
+    interrupts.install()  # in a worker process too (joblib, submitit)
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     record = JobRecord(overrides=list(hydra_cfg.overrides.task))
     if in_sweep:
         cfg.device = sweeps.device_for_job(cfg.device, hydra_cfg.job.num, torch.cuda.device_count())
+    if cfg.overwrite:
+        clear_results(run_dir)
     try:
         if cfg.mode == Mode.zoom:
             result = run_zoom_job(cfg, run_dir)
@@ -71,10 +75,10 @@ def app(cfg: DreamConfig) -> None:
         if not in_sweep:
             sys.exit(EXIT_USER_ERROR)
         return
-    except KeyboardInterrupt:
-        record.finish(run_dir, INTERRUPTED)
+    except KeyboardInterrupt as e:
+        record.finish(run_dir, INTERRUPTED, error="SIGTERM" if isinstance(e, interrupts.Terminated) else "Ctrl-C")
         log.error("dreamrun: interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(interrupts.exit_status(e))
     except Exception as e:
         record.finish(run_dir, FAILED, error=f"{type(e).__name__}: {e}")
         if not in_sweep:
@@ -97,6 +101,27 @@ def _check_launcher(argv: list[str]) -> None:
                     "from the cluster's login node, or try it locally with hydra/launcher=submitit_local")
 
 
+def _check_not_overwriting(argv: list[str]) -> None:
+    """An explicit hydra.run.dir / hydra.sweep.dir that already holds results is refused before Hydra
+    writes its .hydra/ record over the old one, unless overwrite=true (or resume=true for a zoom)."""
+    try:
+        overrides = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(
+            [arg for arg in argv if not arg.startswith("-")])}
+    except Exception:
+        return  # Hydra will say what is wrong with the command line
+    if str(overrides.get("overwrite")).lower() == "true":
+        return
+    sweep = "-m" in argv or "--multirun" in argv
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    if key not in overrides:
+        return  # the default dirs are new for every run
+    where = Path(str(overrides[key]))
+    taken = any(has_results(job) for job in where.glob("*/")) if sweep else has_results(where)
+    if taken and not (not sweep and str(overrides.get("resume")).lower() == "true"):
+        _refuse(f"{where} already holds the results of a {'sweep' if sweep else 'run'}: choose another "
+                f"{key}, or pass overwrite=true to replace them")
+
+
 def _refuse(message: str) -> None:
     print(f"dreamrun: error: {message}", file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
@@ -104,12 +129,14 @@ def _refuse(message: str) -> None:
 
 def main() -> None:
     _check_launcher(sys.argv[1:])
+    _check_not_overwriting(sys.argv[1:])
+    interrupts.install()
     exit_status = 0
     try:
         app()
-    except KeyboardInterrupt:  # reaches here from a launcher waiting on its workers, not from a job
+    except KeyboardInterrupt as e:  # reaches here from a launcher waiting on its workers, not from a job
         print("dreamrun: interrupted", file=sys.stderr)
-        exit_status = EXIT_INTERRUPTED
+        exit_status = interrupts.exit_status(e)
     except SystemExit as e:
         exit_status = e.code
     sweep_dir = sweeps.started_sweep_dir()

@@ -16,6 +16,14 @@ from dreamrun.octaves import octave_sizes, resize
 ObjectiveFn = Callable[[torch.Tensor], Union[torch.Tensor, Mapping[str, torch.Tensor]]]
 
 
+class NonFiniteError(ArithmeticError):
+    """The objective or its gradient became NaN or inf. image: the last good image, (1, 3, h, w)."""
+
+    def __init__(self, global_step: int, octave: int, image: torch.Tensor):
+        super().__init__(f"the objective became NaN or infinite at step {global_step} (octave {octave})")
+        self.global_step, self.octave, self.image = global_step, octave, image
+
+
 def random_shift(max_shift: int, generator: torch.Generator) -> tuple[int, int]:
     if max_shift <= 0:
         return 0, 0
@@ -110,13 +118,21 @@ def dream(
         base = resize(image, size)  # (1, 3, h, w)
         detail = resize(detail, size)  # carry the dreamed detail up to this octave
         dreamed = (base + detail).clamp(0.0, 1.0)
+        first_bad_step = torch.tensor(-1, device=image.device)
         for step in range(steps):
             shift = random_shift(max_shift, generator)
-            dreamed, values = ascent_step(dreamed, objective, step_size, shift, tile_size)
+            stepped, values = ascent_step(dreamed, objective, step_size, shift, tile_size)
+            # a NaN or inf step is not taken; it is reported at the octave's end, so the loop
+            # never waits on the GPU to look at the loss
+            finite = torch.isfinite(values["loss"]) & torch.isfinite(values["grad_norm"])
+            dreamed = torch.where(finite, stepped, dreamed)
+            first_bad_step = torch.where(finite | (first_bad_step >= 0), first_bad_step, global_step)
             for obs in observers:
                 obs.on_step(octave=octave, step=step, global_step=global_step,
                             values=values, image=dreamed, shift=shift)
             global_step += 1
+        if first_bad_step.item() >= 0:
+            raise NonFiniteError(first_bad_step.item(), octave, dreamed.detach())
         detail = dreamed - base
         for obs in observers:
             obs.on_octave_end(octave=octave, global_step=global_step, image=dreamed)

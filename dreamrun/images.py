@@ -2,6 +2,7 @@
 import json
 import os
 import tempfile
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
@@ -13,6 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from dreamrun.errors import DreamError
 
 SAMPLE_IMAGE = "coffee.jpg"
+MIN_SIDE = 16  # px: smaller is an icon or a mistake, not a picture to upscale and dream on
 
 
 def sample_image() -> Image.Image:
@@ -27,14 +29,22 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     if path.is_dir():
         raise DreamError(f"{path} is a directory, not an image file")
     try:
-        with Image.open(path) as image:
-            image.seek(0)  # animated formats: the first frame
-            image.load()
-            return to_rgb(image)
-    except Image.DecompressionBombError as e:
-        raise DreamError(f"refusing {path}: {e}") from None
+        with warnings.catch_warnings():
+            # Pillow only warns between its pixel limit and twice it; refuse those too. Image.open
+            # reads just the header, so a bomb is refused before any of it is decoded.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.seek(0)  # animated formats: the first frame
+                image.load()
+                image = to_rgb(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DreamError(f"refusing {path} unread: {e}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DreamError(f"cannot read image {path}: {e}") from None
+    if min(image.size) < MIN_SIDE:
+        raise DreamError(f"{path} is {image.width}x{image.height} px: too small to dream on "
+                         f"(at least {MIN_SIDE} px a side)")
+    return image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

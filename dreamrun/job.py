@@ -20,7 +20,7 @@ from dreamrun.errors import DreamError
 from dreamrun.images import load_image, noise, resize_long_side, sample_image, save_json, save_png, to_pil, to_tensor
 from dreamrun.models import FeatureNet, build_model, channel_counts, feature_net
 from dreamrun.objectives import Objective, check_channels, parse_target
-from dreamrun.observers import Observer, OctaveImages, ProgressBar
+from dreamrun.observers import LastStep, Observer, OctaveImages, ProgressBar
 from dreamrun.octaves import check_octaves
 from dreamrun.precision import autocast_dtype
 from dreamrun.schema import DreamConfig, InputKind
@@ -30,6 +30,8 @@ from dreamrun.tiling import resolve_tile_size
 log = logging.getLogger(__name__)
 
 MAX_SIDE = 16384
+INTERRUPTED_IMAGE = "interrupted.png"  # the last finished step of an interrupted dream
+LAST_GOOD_IMAGE = "last_good.png"  # the image before the objective became NaN or infinite
 
 
 @dataclass
@@ -203,13 +205,34 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
     return DreamResult(dreamed.cpu(), metrics)
 
 
+def _out_of_memory(error: Exception) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error)
+
+
+def _memory_advice(last: LastStep, full_size: tuple[int, int], dreamer: Dreamer) -> str:
+    """Which size ran out of memory, the largest that fit, and what to change."""
+    if last.image is None:
+        failed, fit = (last.sizes[0] if last.sizes else full_size), None
+    else:
+        fit = tuple(last.image.shape[-2:])
+        octave_done = last.step == last.steps - 1 and last.octave + 1 < len(last.sizes)
+        failed = last.sizes[last.octave + 1] if octave_done else fit
+    where = f"dreaming a {failed[1]}x{failed[0]} px image on {dreamer.device}"
+    if fit is not None and fit != failed:
+        where += f" (the largest size that fit was {fit[1]}x{fit[0]} px)"
+    tiles = f"smaller gradient tiles than {dreamer.tile_size} px" if dreamer.tile_size else "gradient tiles"
+    return (f"out of memory {where}: use a smaller input.size, fewer octaves, or {tiles} "
+            "(tile.size=512)")
+
+
 def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> DreamResult:
     """The whole job in a run dir: input.png, octave_<i>.png, dream.png, metrics.json, a TensorBoard run."""
     validate(cfg)
     image = load_input(cfg, torch.Generator().manual_seed(cfg.seed))
     dreamer = prepare(cfg, *image.shape[-2:])
     save_png(to_pil(image), run_dir / "input.png")
-    observers: list[Observer] = [ProgressBar(progress), OctaveImages(run_dir)]
+    last = LastStep()
+    observers: list[Observer] = [ProgressBar(progress), OctaveImages(run_dir), last]
     board = None
     if cfg.log.tensorboard:
         board = TensorBoardLogger(
@@ -229,6 +252,21 @@ def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> Dr
         if board:
             board.log_image("dream/final", result.image, cfg.octaves * cfg.steps)
             log_hparams(board.writer, cfg, {"gain": result.metrics["gain"], "seconds": result.metrics["seconds"]})
+    except KeyboardInterrupt:
+        if last.image is not None:
+            save_png(to_pil(last.image), run_dir / INTERRUPTED_IMAGE)
+            log.info("interrupted: the last finished step (octave %d, step %d) is in %s",
+                     last.octave, last.step, INTERRUPTED_IMAGE)
+        raise
+    except engine.NonFiniteError as e:
+        save_png(to_pil(e.image), run_dir / LAST_GOOD_IMAGE)
+        raise DreamError(f"the objective became NaN or infinite at step {e.global_step} (octave {e.octave}), "
+                         f"so the dream stopped; the last good image is in {LAST_GOOD_IMAGE}. Try precision=fp32 "
+                         "or a smaller step_size; NaN weights (a damaged weights file) do this too") from None
+    except (torch.OutOfMemoryError, RuntimeError) as e:
+        if not _out_of_memory(e):
+            raise
+        raise DreamError(_memory_advice(last, tuple(image.shape[-2:]), dreamer)) from None
     finally:
         if board:
             board.close()  # a failed or interrupted run keeps what it logged

@@ -9,6 +9,7 @@ jobs run in other processes (or on other machines) and nothing they hold in memo
 """
 import json
 import os
+import shutil
 import socket
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -21,7 +22,23 @@ RESULT_FILE = "result.json"
 COMPLETED, FAILED, INTERRUPTED = "completed", "failed", "interrupted"
 # the files a job may leave, relative to its run dir so a moved sweep dir stays readable
 OUTPUT_FILES = {"dream": "dream.png", "input": "input.png", "metrics": "metrics.json", "log": "dreamrun.log",
+                "interrupted": "interrupted.png", "last_good": "last_good.png",
                 "animation": "zoom.gif", "animation_webp": "zoom.webp", "video": "zoom.mp4"}
+
+
+# everything a job writes besides Hydra's .hydra/ and the log: what overwrite=true removes first
+RESULT_GLOBS = ["result.json", "metrics.json", "*.png", "events.out.tfevents.*", "zoom.*", "zoom_state.json", "frames"]
+
+
+def has_results(run_dir: Path) -> bool:
+    return (run_dir / RESULT_FILE).is_file() or (run_dir / "dream.png").is_file()
+
+
+def clear_results(run_dir: Path) -> None:
+    """Remove an earlier run's results from run_dir, so none of them mixes with the new run's."""
+    for pattern in RESULT_GLOBS:
+        for path in run_dir.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _now() -> str:

@@ -6,6 +6,7 @@ targetable layers with their module paths.
 """
 import logging
 import pickle
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -110,17 +111,29 @@ def load_state_dict_file(model: nn.Module, path: str) -> None:
     if not path.is_file():
         raise DreamError(f"weights file not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the unpickler's notes on pickle protocols: not the user's business
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DreamError(f"cannot load weights file {path}: not a plain PyTorch state dict "
-                         f"({first_line})") from None
+        raise DreamError(f"cannot load weights file {path}: not a plain PyTorch state dict, or damaged "
+                         f"({_load_failure(e)}); dreamrun never runs code from a weights file") from None
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]  # a training checkpoint
     if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
         raise DreamError(f"cannot load weights file {path}: it holds no state dict of tensors")
     _check_state_dict(model, state, path)
     model.load_state_dict(state)
+
+
+def _load_failure(error: Exception) -> str:
+    """The reason in torch.load's error, without its advice to load with weights_only=False."""
+    text = " ".join(str(error).split())
+    reason = re.search(r"WeightsUnpickler error: (.+?)(?:\. | Check the documentation|$)", text)
+    if reason:
+        return reason.group(1)
+    if text.startswith("Weights only load failed") or not text:
+        return type(error).__name__
+    return text.split(". ")[0][:200]
 
 
 def _check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:

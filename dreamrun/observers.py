@@ -81,6 +81,24 @@ class FrameProgressBar(Observer):
         self.bar.close()
 
 
+class LastStep(Observer):
+    """Where the dream is: the last finished step's image and position, for an interrupted or
+    failed run to save and report."""
+
+    def __init__(self):
+        self.image: Optional[torch.Tensor] = None  # (1, 3, h, w), the last finished step's dream
+        self.octave = -1
+        self.step = -1
+        self.sizes: list[tuple[int, int]] = []
+        self.steps = 0
+
+    def on_dream_start(self, *, sizes, steps):
+        self.sizes, self.steps = sizes, steps
+
+    def on_step(self, *, octave, step, global_step, values, image, shift):
+        self.image, self.octave, self.step = image, octave, step
+
+
 class OctaveImages(Observer):
     """Saves the dream at the end of every octave as octave_<i>.png in a run directory."""
 

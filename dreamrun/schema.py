@@ -112,6 +112,7 @@ class DreamConfig:
     mode: Mode = Mode.dream
     zoom: ZoomConfig = field(default_factory=ZoomConfig)
     resume: bool = False  # zoom: continue the run in hydra.run.dir after its last saved frame
+    overwrite: bool = False  # replace the results of an earlier run in the same hydra.run.dir
 
 
 def register_configs() -> None:

@@ -105,8 +105,10 @@ class FrameWriter(Observer):
     def __init__(self, run_dir: Path, config: dict[str, Any]):
         self.run_dir = run_dir
         self.config = config
+        self.last_frame: Optional[int] = None
 
     def on_frame(self, *, frame, image, rng_state):
+        self.last_frame = frame
         save_png(to_pil(image), frame_path(self.run_dir, frame))
         save_json({"frame": frame, "rng_state": base64.b64encode(rng_state.numpy().tobytes()).decode(),
                    "config": self.config}, self.run_dir / STATE_FILE)
@@ -167,7 +169,8 @@ def run_zoom_job(cfg: DreamConfig, run_dir: Path, progress: Optional[bool] = Non
     dreamer = build_dreamer(cfg, sum(objectives[1:], objectives[0]), setup_device(cfg))
     dreamers: list[Dreamer] = [replace(dreamer, objective=objective) for objective in objectives]
 
-    observers: list[Observer] = [FrameProgressBar(progress), FrameWriter(run_dir, config)]
+    writer = FrameWriter(run_dir, config)
+    observers: list[Observer] = [FrameProgressBar(progress), writer]
     board = None
     if cfg.log.tensorboard:
         board = ZoomTensorBoardLogger(SummaryWriter(log_dir=str(run_dir), flush_secs=10),
@@ -186,6 +189,11 @@ def run_zoom_job(cfg: DreamConfig, run_dir: Path, progress: Optional[bool] = Non
                            tile_size=dreamer.tile_size, observers=observers)
         seconds = time.perf_counter() - clock
         result = _write_outputs(cfg, run_dir, board)
+    except KeyboardInterrupt:
+        if writer.last_frame is not None:
+            log.info("interrupted: frames up to %d are saved; continue with the same command plus "
+                     "resume=true hydra.run.dir=%s", writer.last_frame, run_dir)
+        raise
     finally:
         if board:
             board.close()

@@ -31,7 +31,7 @@ def test_exif_orientation_is_applied(tmp_path):
 ])
 def test_every_mode_becomes_8_bit_rgb(tmp_path, mode, pixel, expected):
     path = tmp_path / ("image.tiff" if mode == "CMYK" else "image.png")
-    Image.new(mode, (8, 8), pixel).save(path)
+    Image.new(mode, (16, 16), pixel).save(path)
     image = load_image(path)
     assert image.mode == "RGB"
     assert image.getpixel((3, 3)) == expected
@@ -39,7 +39,7 @@ def test_every_mode_becomes_8_bit_rgb(tmp_path, mode, pixel, expected):
 
 def test_palette_with_transparency(tmp_path):
     path = tmp_path / "palette.png"
-    image = Image.new("P", (8, 8), 1)
+    image = Image.new("P", (16, 16), 1)
     image.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
     image.save(path, transparency=0)
     assert load_image(path).getpixel((0, 0)) == (10, 200, 30)
