@@ -124,7 +124,8 @@ def _zoom_cli(run_dir, *extra):
 
 
 @pytest.mark.slow
-def test_a_killed_zoom_resumes_to_the_same_frames_as_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_stopped_zoom_resumes_to_the_same_frames_as_an_uninterrupted_one(tmp_path, sig):
     whole = subprocess.run(_zoom_cli(tmp_path / "whole"), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert whole.returncode == 0, whole.stderr
 
@@ -133,8 +134,12 @@ def test_a_killed_zoom_resumes_to_the_same_frames_as_an_uninterrupted_one(tmp_pa
     deadline = time.monotonic() + 300  # generous: a loaded machine can be 5x slower
     while not (killed_dir / "frames" / "000001.png").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(sig)
     proc.wait(timeout=30)
+    if sig == signal.SIGTERM:  # stopped cleanly: said so, and left nothing half-written
+        assert proc.returncode == 143
+        assert json.loads((killed_dir / "result.json").read_text())["status"] == "interrupted"
+        assert not list(killed_dir.rglob(".*.tmp"))
     state = json.loads((killed_dir / "zoom_state.json").read_text())
     assert 1 <= state["frame"] < 5, "the kill should land midway"
 
