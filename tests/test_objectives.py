@@ -105,3 +105,9 @@ def test_guided_objective_matches_each_term_against_the_guide_features():
     expected = guide_match(ACTS["a"][:, [0, 2]], guide_acts["a"][0, [0, 2]].flatten(1)) + guide_match(
         ACTS["b"], guide_acts["b"][0].flatten(1))
     assert objective(ACTS).item() == pytest.approx(expected.item())
+
+
+def test_scaling_and_negating_a_term_keeps_its_reduction():
+    scaled = -0.5 * Term("a", reduction="mean")
+    assert [(t.reduction, t.weight) for t in scaled.terms] == [("mean", -0.5)]
+    assert scaled(ACTS).item() == pytest.approx(-0.5 * ACTS["a"].mean().item())
