@@ -8,6 +8,7 @@ from typing import Callable, Mapping, Optional, Sequence, Union
 
 import torch
 
+from dreamrun.gradient_filters import GradientFilter
 from dreamrun.observers import Observer
 from dreamrun.octaves import octave_sizes, resize
 
@@ -77,19 +78,21 @@ def gradient(image: torch.Tensor, objective: ObjectiveFn,
 
 def ascent_step(
     image: torch.Tensor, objective: ObjectiveFn, step_size: float, shift: tuple[int, int],
-    tile_size: Optional[int] = None,
+    tile_size: Optional[int] = None, gradient_filter: Optional[GradientFilter] = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One jittered, normalised gradient-ascent step.
 
     Returns the new image and the step's values: loss, grad_norm and whatever else the
     objective reported, all detached. With tile_size the roll also moves the tile seams.
+    gradient_filter (gradient -> ascent direction) runs on the unrolled gradient.
     """
     grad, values = gradient(roll(image, shift), objective, tile_size)
     grad = unroll(grad, shift)
-    # normalise by the mean |g| so step_size is the mean pixel change, whatever the layer's scale
-    # (a fixed epsilon like 1e-8 would swamp the tiny gradients of randomly initialised networks)
     grad_norm = grad.abs().mean()
-    image = image + step_size * grad / grad_norm.clamp_min(1e-30)
+    direction = gradient_filter(grad) if gradient_filter else grad
+    # normalise by the mean |direction| so step_size is the mean pixel change, whatever the layer's scale
+    # (a fixed epsilon like 1e-8 would swamp the tiny gradients of randomly initialised networks)
+    image = image + step_size * direction / direction.abs().mean().clamp_min(1e-30)
     return image.clamp(0.0, 1.0), {**values, "grad_norm": grad_norm}
 
 
@@ -104,6 +107,7 @@ def dream(
     max_shift: int,
     generator: torch.Generator,
     tile_size: Optional[int] = None,
+    gradient_filter: Optional[GradientFilter] = None,
     observers: Sequence[Observer] = (),
 ) -> torch.Tensor:
     """Dream on image (1, 3, H, W) in [0, 1]; returns a dream of the same shape."""
@@ -121,7 +125,7 @@ def dream(
         first_bad_step = torch.tensor(-1, device=image.device)
         for step in range(steps):
             shift = random_shift(max_shift, generator)
-            stepped, values = ascent_step(dreamed, objective, step_size, shift, tile_size)
+            stepped, values = ascent_step(dreamed, objective, step_size, shift, tile_size, gradient_filter)
             # a NaN or inf step is not taken; it is reported at the octave's end, so the loop
             # never waits on the GPU to look at the loss
             finite = torch.isfinite(values["loss"]) & torch.isfinite(values["grad_norm"])

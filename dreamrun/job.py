@@ -18,8 +18,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from dreamrun import engine
 from dreamrun.errors import DreamError
 from dreamrun.images import load_image, noise, resize_long_side, sample_image, save_json, save_png, to_pil, to_tensor
-from dreamrun.models import FeatureNet, build_model, channel_counts, feature_net
-from dreamrun.objectives import Objective, check_channels, parse_target
+from dreamrun.gradient_filters import GradientFilter, gradient_filter
+from dreamrun.models import FeatureNet, build_model, channel_counts, class_names, feature_net
+from dreamrun.objectives import Objective, check_channels, guided, parse_target
 from dreamrun.observers import LastStep, Observer, OctaveImages, ProgressBar
 from dreamrun.octaves import check_octaves
 from dreamrun.precision import autocast_dtype
@@ -91,6 +92,12 @@ def validate(cfg: DreamConfig) -> None:
          f"log.image_max_side must be at least 16 px (or null), got {cfg.log.image_max_side}"),
         (cfg.input.size is None or 1 <= cfg.input.size <= MAX_SIDE,
          f"input.size must be between 1 and {MAX_SIDE} px (or null), got {cfg.input.size}"),
+        (cfg.guide.size is None or 1 <= cfg.guide.size <= MAX_SIDE,
+         f"guide.size must be between 1 and {MAX_SIDE} px (or null), got {cfg.guide.size}"),
+        (math.isfinite(cfg.gradient.smoothing) and cfg.gradient.smoothing >= 0,
+         f"gradient.smoothing must be 0 (off) or a sigma in px, got {cfg.gradient.smoothing}"),
+        (cfg.gradient.laplacian_levels >= 0,
+         f"gradient.laplacian_levels must be 0 (off) or a level count, got {cfg.gradient.laplacian_levels}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -126,13 +133,20 @@ def load_input(cfg: DreamConfig, generator: torch.Generator) -> torch.Tensor:
 
 def compile_target(cfg: DreamConfig) -> Objective:
     target = OmegaConf.to_container(cfg.target) if OmegaConf.is_config(cfg.target) else cfg.target
-    return parse_target(target, list(cfg.model.layers))
+    return parse_target(target, list(cfg.model.layers), class_names(cfg.model.categories))
 
 
 def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device) -> Dreamer:
     model = build_model(cfg.model)
     net = feature_net(model, cfg.model, objective.layers).to(device)
     check_channels(objective, channel_counts(net, cfg.model.min_size, device))
+    if cfg.guide.path:
+        guide = to_tensor(resize_long_side(load_image(cfg.guide.path), cfg.guide.size))
+        if min(guide.shape[-2:]) < cfg.model.min_size:
+            raise DreamError(f"the guide image is {guide.shape[-1]}x{guide.shape[-2]} px, smaller than "
+                             f"{cfg.model.name}'s {cfg.model.min_size} px: raise guide.size")
+        with torch.no_grad():
+            objective = guided(objective, net(guide.to(device)))
     if cfg.compile:
         log.warning("compile=true: the first steps compile the network, which takes minutes on a CPU")
     net.configure(channels_last=cfg.channels_last, compile=cfg.compile,
@@ -140,6 +154,11 @@ def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device) 
     dreamer = Dreamer(net, objective, device)
     dreamer.tile_size = resolve_tile_size(cfg.tile.size, dreamer, device, cfg.model.min_size)
     return dreamer
+
+
+def configured_gradient_filter(cfg: DreamConfig) -> Optional[GradientFilter]:
+    return gradient_filter(smoothing=cfg.gradient.smoothing, luminance=cfg.gradient.luminance_only,
+                           laplacian_levels=cfg.gradient.laplacian_levels)
 
 
 def _name(value: Any) -> str:
@@ -178,6 +197,7 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
         octaves=cfg.octaves, octave_scale=cfg.octave_scale, steps=cfg.steps,
         step_size=cfg.step_size, max_shift=cfg.jitter.max_shift,
         generator=generator, tile_size=dreamer.tile_size, observers=observers,
+        gradient_filter=configured_gradient_filter(cfg),
     )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -198,6 +218,7 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
         "tile_size": dreamer.tile_size,
         "model": cfg.model.name,
         "weights": cfg.model.weights,
+        "guide": cfg.guide.path,
         "size": [width, height],
         "targets": {name: {"before": before[name], "after": after[name], "weight": weights[name]}
                     for name in before},

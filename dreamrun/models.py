@@ -2,8 +2,10 @@
 
 A model preset (conf/model/*.yaml) is data, in the spirit of torchvision's Weights API:
 a builder name, weights, preprocessing (mean/std), the smallest input side, and the
-targetable layers with their module paths.
+targetable layers with their module paths. Any torchvision classifier is one such file; a
+network of your own is a builder's import path (model._target_) and a state-dict file.
 """
+import importlib
 import logging
 import pickle
 import re
@@ -70,6 +72,15 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         load_state_dict_file(model, weights)
     else:
         model = _build(cfg, weights)
+    return _frozen(model)
+
+
+def build_architecture(cfg: ModelConfig) -> nn.Module:
+    """The network of a preset with random weights, quietly: its shapes, not its dreams."""
+    return _frozen(_build(cfg, None))
+
+
+def _frozen(model: nn.Module) -> nn.Module:
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -82,6 +93,14 @@ def _is_path(weights: str) -> bool:
 
 def _build(cfg: ModelConfig, weights: Optional[str]) -> nn.Module:
     kwargs = dict(cfg.kwargs)
+    if cfg._target_:
+        if weights is not None:
+            raise DreamError(f"model._target_ builds your own network: give its weights as a state-dict "
+                             f"file (model.weights=/path/to/state_dict.pt) or null, not '{weights}'")
+        return _custom_model(cfg._target_, kwargs)
+    if cfg.arch is None:
+        raise DreamError("the model preset names no network: set model.arch (a torchvision builder) "
+                         "or model._target_ (the import path of your own builder)")
     if cfg.arch in BUILDERS:
         return BUILDERS[cfg.arch](weights=weights, **kwargs)
     if cfg.arch not in torchvision.models.list_models():
@@ -103,6 +122,33 @@ def _build(cfg: ModelConfig, weights: Optional[str]) -> nn.Module:
             f"could not download {resolved} ({getattr(e, 'reason', e)}). Download {resolved.url} "
             f"yourself and put it at {cache}, or pass model.weights=/path/to/state_dict.pth"
         ) from None
+
+
+def _custom_model(target: str, kwargs: dict[str, Any]) -> nn.Module:
+    module_name, _, attribute = target.rpartition(".")
+    try:
+        builder = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise DreamError(f"model._target_={target}: cannot import it ({e}); give the import path of a "
+                         f"function or class that builds your network, importable here (check PYTHONPATH)") from None
+    try:
+        model = builder(**kwargs)
+    except TypeError as e:  # the usual sign of kwargs the builder does not take
+        raise DreamError(f"model._target_={target} cannot build with model.kwargs={kwargs}: {e}") from None
+    if not isinstance(model, nn.Module):
+        raise DreamError(f"model._target_={target} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def class_names(categories: Optional[str]) -> Optional[list[str]]:
+    """The class names a preset's logits stand for (model.categories), or None if it has none."""
+    if categories is None:
+        return None
+    if categories != "imagenet":
+        raise DreamError(f"unknown model.categories '{categories}': use imagenet or null")
+    # every torchvision ImageNet-1k classifier (and EfficientNet-Lite0) shares these 1000 names in this
+    # order; reading them from the weights' meta downloads nothing
+    return list(torchvision.models.Inception_V3_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def load_state_dict_file(model: nn.Module, path: str) -> None:

@@ -1,19 +1,46 @@
 """Objectives: what the dream maximises, as small values that compose.
 
-    objective = Term("Mixed_6e") + 0.5 * Term("Mixed_5b", channels=(12, 45))
+    objective = Term("Mixed_6e") + 0.5 * Term("Mixed_5b", channels=(12, 45)) - Term("Mixed_7a")
+    objective = Term("logits", channels=(207,), reduction="mean")  # a class's logit
 
-Each term is the mean square of a layer's activation (all channels or a chosen set):
-the original DeepDream's L2 objective, divided by the element count so its value does not
-grow with image size and can be compared across octaves and images.
+Each term reduces a layer's activation (all channels or a chosen set) to a number. The default,
+mean_square, is the original DeepDream's L2 objective divided by the element count, so its value
+does not grow with image size and can be compared across octaves and images. A guided term
+instead measures how well the layer's features match a guide image's (see guide_match).
 """
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+import difflib
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 
 from dreamrun.errors import DreamError
 
-Activations = Mapping[str, torch.Tensor]  # layer name -> (B, C, H, W)
+Activations = Mapping[str, torch.Tensor]  # layer name -> (B, C, H, W), or (B, K) for logits
+
+LOGITS = "logits"  # the reserved layer name of a network's class scores
+
+
+def root_mean_square(x: torch.Tensor) -> torch.Tensor:
+    """The L2 norm divided by the square root of the element count: an L2 norm that ignores image size."""
+    return x.pow(2).mean().sqrt()
+
+
+REDUCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "mean_square": lambda x: x.pow(2).mean(),
+    "l2": root_mean_square,
+    "mean": lambda x: x.mean(),
+}
+
+
+def guide_match(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """How well features (B, C, H, W) match guide features (C, M): for each position, the dot product
+    with its best-matching guide feature vector, averaged over positions and divided by C.
+
+    Its gradient at each position is that guide vector, as in Google's DeepDream notebook.
+    """
+    dots = torch.einsum("bcn,cm->bnm", features.float().flatten(2), guide)  # (B, H*W, M)
+    return dots.max(dim=2).values.mean() / features.shape[1]
 
 
 @dataclass(frozen=True)
@@ -21,12 +48,13 @@ class Term:
     layer: str
     channels: Optional[tuple[int, ...]] = None  # None = every channel
     weight: float = 1.0
+    reduction: str = "mean_square"  # a key of REDUCTIONS
+    guide: Optional[torch.Tensor] = field(default=None, compare=False)  # (C', M): replaces the reduction
 
     @property
     def name(self) -> str:
-        if self.channels is None:
-            return self.layer
-        return f"{self.layer}[{','.join(map(str, self.channels))}]"
+        name = self.layer if self.channels is None else f"{self.layer}[{','.join(map(str, self.channels))}]"
+        return name if self.guide is None else f"{name}~guide"
 
     def select(self, activations: Activations) -> torch.Tensor:
         """The layer's activation, only this term's channels: (B, C', H, W)."""
@@ -34,7 +62,10 @@ class Term:
         return x if self.channels is None else x[:, list(self.channels)]
 
     def activation(self, activations: Activations) -> torch.Tensor:
-        return self.select(activations).float().pow(2).mean()
+        selected = self.select(activations)
+        if self.guide is not None:
+            return guide_match(selected, self.guide)
+        return REDUCTIONS[self.reduction](selected.float())
 
     def __add__(self, other: "Objective | Term") -> "Objective":
         return as_objective(self) + other
@@ -77,7 +108,7 @@ class Objective:
         return self + -as_objective(other)
 
     def __mul__(self, factor: float) -> "Objective":
-        return Objective(tuple(Term(t.layer, t.channels, t.weight * factor) for t in self.terms))
+        return Objective(tuple(replace(t, weight=t.weight * factor) for t in self.terms))
 
     __rmul__ = __mul__
 
@@ -89,10 +120,24 @@ def as_objective(x: "Objective | Term") -> Objective:
     return x if isinstance(x, Objective) else Objective((x,))
 
 
-def parse_target(target: Mapping[str, Any], layers: list[str]) -> Objective:
-    """Compile a target dictionary (layer -> "all" | [channels] | {channels, weight}) to an Objective.
+def guided(objective: Objective, guide_activations: Activations) -> Objective:
+    """The objective with every term matching the guide image's features at its layer and channels."""
+    terms = []
+    for term in objective.terms:
+        features = term.select(guide_activations)[0].float()  # (C', h, w)
+        if features.dim() != 3:
+            raise DreamError(f"guide.path: target {term.layer} has no feature map to match a guide with; "
+                             f"guide only convolutional layers")
+        terms.append(replace(term, guide=features.flatten(1)))  # (C', h*w)
+    return Objective(tuple(terms))
 
-    Layer names are checked here; channel indices need the network, see check_channels.
+
+def parse_target(target: Mapping[str, Any], layers: list[str],
+                 class_names: Optional[Sequence[str]] = None) -> Objective:
+    """Compile a target dictionary to an Objective. Each layer maps to "all" | [channels] |
+    {channels, weight, reduction}, and logits to {classes: [index or name], weight, reduction}.
+
+    Layer names and class names are checked here; channel indices need the network, see check_channels.
     """
     if not target:
         raise DreamError(
@@ -103,18 +148,47 @@ def parse_target(target: Mapping[str, Any], layers: list[str]) -> Objective:
     for layer, spec in target.items():
         if layer not in layers:
             raise DreamError(f"unknown layer '{layer}' for this model; valid layers: {', '.join(layers)}")
-        weight = 1.0
-        if isinstance(spec, Mapping):
-            unknown = set(spec) - {"channels", "weight"}
-            if unknown:
-                raise DreamError(
-                    f"target.{layer}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                    f"use channels and weight"
-                )
-            weight = _number(spec.get("weight", 1.0), f"target.{layer}.weight")
-            spec = spec.get("channels", "all")
-        terms.append(Term(layer, _channels(spec, layer), weight))
+        terms.append(_term(layer, spec if isinstance(spec, Mapping) else {"channels": spec}, class_names))
     return Objective(tuple(terms))
+
+
+def _term(layer: str, spec: Mapping[str, Any], class_names: Optional[Sequence[str]]) -> Term:
+    keys = {"channels", "weight", "reduction"} | ({"classes"} if layer == LOGITS else set())
+    unknown = set(spec) - keys
+    if unknown:
+        raise DreamError(f"target.{layer}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                         f"use {', '.join(sorted(keys))}")
+    if "classes" in spec:
+        if "channels" in spec:
+            raise DreamError(f"target.{layer}: give classes or channels, not both")
+        channels = _classes(spec["classes"], class_names)
+    else:
+        channels = _channels(spec.get("channels", "all"), layer)
+    # a class's logit is maximised as it is: squaring would also reward a strongly negative one
+    reduction = spec.get("reduction", "mean" if "classes" in spec else "mean_square")
+    if reduction not in REDUCTIONS:
+        raise DreamError(f"target.{layer}.reduction: unknown '{reduction}'; use {', '.join(REDUCTIONS)}")
+    return Term(layer, channels, _number(spec.get("weight", 1.0), f"target.{layer}.weight"), reduction)
+
+
+def _classes(spec: Any, class_names: Optional[Sequence[str]]) -> tuple[int, ...]:
+    """Class indices from a list of indices and names (matched case-insensitively)."""
+    indices = []
+    for item in [spec] if isinstance(spec, (str, int)) else spec:
+        if isinstance(item, int) and not isinstance(item, bool):
+            indices.append(item)
+            continue
+        if class_names is None:
+            raise DreamError(f"target.{LOGITS}.classes: '{item}' is a name, but this model has no class "
+                             f"names (model.categories); give class indices")
+        lowered = [name.lower() for name in class_names]
+        if str(item).lower() not in lowered:
+            close = difflib.get_close_matches(str(item).lower(), lowered, n=5, cutoff=0.6)
+            hint = f"; did you mean {', '.join(class_names[lowered.index(c)] for c in close)}?" if close else ""
+            raise DreamError(f"target.{LOGITS}.classes: unknown class '{item}'{hint} "
+                             f"(or give a class index 0-{len(class_names) - 1})")
+        indices.append(lowered.index(str(item).lower()))
+    return _channels(indices, LOGITS)
 
 
 def check_channels(objective: Objective, channel_counts: Mapping[str, int]) -> None:
@@ -135,7 +209,7 @@ def _channels(spec: Any, layer: str) -> Optional[tuple[int, ...]]:
         spec = [spec]
     if isinstance(spec, str) or not hasattr(spec, "__iter__"):
         raise DreamError(f"target.{layer} must be 'all', a list of channel indices or "
-                         f"{{channels: ..., weight: ...}}, not {spec!r}")
+                         f"{{channels: ..., weight: ..., reduction: ...}}, not {spec!r}")
     channels = list(spec)
     if not channels:
         raise DreamError(f"target.{layer}: the channel list is empty; use 'all' or list channels")

@@ -17,13 +17,16 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 @dataclass
 class ModelConfig:
     name: str = MISSING
-    arch: str = MISSING  # a torchvision.models builder name, or one of dreamrun.models.BUILDERS
+    arch: Optional[str] = None  # a torchvision.models builder name, or one of dreamrun.models.BUILDERS
+    # or, for your own network: the import path of a function that builds it (mypkg.nets.build)
+    _target_: Optional[str] = None
     weights: Optional[str] = None  # weights name, path to a state-dict file, or None (random)
     kwargs: Dict[str, Any] = field(default_factory=dict)  # passed to the builder
     mean: List[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: List[float] = field(default_factory=lambda: list(IMAGENET_STD))
     min_size: int = 32  # smallest input side the network accepts
     layers: Dict[str, str] = field(default_factory=dict)  # target name -> module path
+    categories: Optional[str] = None  # "imagenet": the class names {classes: [...]} targets may use
 
 
 class InputKind(Enum):
@@ -55,6 +58,19 @@ class Precision(Enum):
 class TileConfig:
     # "auto": tiles sized from the free memory; null: never tile; N: tiles of at most N x N px
     size: Any = "auto"
+
+
+@dataclass
+class GuideConfig:
+    path: Optional[str] = None  # a guide image: the dream maximises its match with the guide's features
+    size: Optional[int] = 224  # long side of the guide in px; None keeps its size
+
+
+@dataclass
+class GradientConfig:
+    smoothing: float = 0.0  # sigma in px of a Gaussian cascade over the gradient; 0 = off
+    laplacian_levels: int = 0  # Laplacian-pyramid normalisation of the gradient over N levels; 0 = off
+    luminance_only: bool = False  # dream in luminance only, keeping the input's colours
 
 
 @dataclass
@@ -94,8 +110,11 @@ class ZoomConfig:
 @dataclass
 class DreamConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    # layer -> "all" | [channel, ...] | {channels: "all" | [...], weight: float}
+    # layer -> "all" | [channel, ...] | {channels: "all" | [...], weight: float, reduction: str}
+    # logits -> {classes: [index or name, ...], weight: float}
     target: Dict[str, Any] = field(default_factory=dict)
+    guide: GuideConfig = field(default_factory=GuideConfig)
+    gradient: GradientConfig = field(default_factory=GradientConfig)
     jitter: JitterConfig = field(default_factory=JitterConfig)
     input: InputConfig = field(default_factory=InputConfig)
     log: LogConfig = field(default_factory=LogConfig)

@@ -89,7 +89,7 @@ class TensorBoardLogger(Observer):
         self.log_image("dream/octave_end", image, step)
         if self.feature_maps and (self.heatmaps or self.histograms):
             for name, (activation, shift) in self.octave_end_maps(image).items():
-                if self.heatmaps:
+                if self.heatmaps and activation.dim() == 4:  # logits have no map to show
                     colours = unroll(heatmap(activation, image.shape[-2:])[None], shift)  # (1, 3, H, W)
                     self.log_image(f"heatmap/{name}", colours, step)
                 if self.histograms:

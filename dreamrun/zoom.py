@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dreamrun.engine import ObjectiveFn, dream
+from dreamrun.gradient_filters import GradientFilter
 from dreamrun.observers import Observer
 
 
@@ -50,6 +51,7 @@ def zoom_dream(
     generator: torch.Generator,
     start: int = 0,
     tile_size: Optional[int] = None,
+    gradient_filter: Optional[GradientFilter] = None,
     observers: Sequence[Observer] = (),
 ) -> torch.Tensor:
     """Frames start … frames-1 of a zoom dream; returns the last.
@@ -64,7 +66,7 @@ def zoom_dream(
             image = zoom_in(image, factor, rotation)
         image = dream(image, objective_for_frame(frame), octaves=octaves, octave_scale=octave_scale,
                       steps=steps, step_size=step_size, max_shift=max_shift, generator=generator,
-                      tile_size=tile_size, observers=observers)
+                      tile_size=tile_size, gradient_filter=gradient_filter, observers=observers)
         image = quantize(image)
         for obs in observers:
             obs.on_frame(frame=frame, image=image, rng_state=generator.get_state())

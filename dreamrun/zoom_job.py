@@ -25,7 +25,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from dreamrun.animation import encode_animation, find_ffmpeg, save_animation, save_mp4
 from dreamrun.errors import DreamError
 from dreamrun.images import save_json, save_png, to_pil, to_tensor
-from dreamrun.job import Dreamer, build_dreamer, compile_target, load_input, setup_device, validate
+from dreamrun.job import (Dreamer, build_dreamer, compile_target, configured_gradient_filter, load_input,
+                          setup_device, validate)
+from dreamrun.models import class_names
 from dreamrun.objectives import Objective, parse_target
 from dreamrun.observers import FrameProgressBar, Observer
 from dreamrun.octaves import check_octaves
@@ -71,12 +73,15 @@ def frame_objectives(cfg: DreamConfig) -> list[Objective]:
     """The objective of each entry of zoom.targets, or of `target` when there is no schedule."""
     if not cfg.zoom.targets:
         return [compile_target(cfg)]
+    if cfg.guide.path:
+        raise DreamError("a zoom with guide.path takes one target, not a zoom.targets schedule")
     objectives = []
     for i, target in enumerate(cfg.zoom.targets):
         if not OmegaConf.is_dict(target):
             raise DreamError(f"zoom.targets[{i}] must be a target dictionary like {{block_12: [3, 17]}}, got {target}")
         try:
-            objectives.append(parse_target(OmegaConf.to_container(target), list(cfg.model.layers)))
+            objectives.append(parse_target(OmegaConf.to_container(target), list(cfg.model.layers),
+                                           class_names(cfg.model.categories)))
         except DreamError as e:
             raise DreamError(f"zoom.targets[{i}]: {e}") from None
     return objectives
@@ -167,7 +172,8 @@ def run_zoom_job(cfg: DreamConfig, run_dir: Path, progress: Optional[bool] = Non
 
     # one network cut at every layer the schedule names; each frame's dreamer shares it
     dreamer = build_dreamer(cfg, sum(objectives[1:], objectives[0]), setup_device(cfg))
-    dreamers: list[Dreamer] = [replace(dreamer, objective=objective) for objective in objectives]
+    dreamers: list[Dreamer] = [replace(dreamer, objective=objective) for objective in objectives] \
+        if len(objectives) > 1 else [dreamer]
 
     writer = FrameWriter(run_dir, config)
     observers: list[Observer] = [FrameProgressBar(progress), writer]
@@ -186,7 +192,8 @@ def run_zoom_job(cfg: DreamConfig, run_dir: Path, progress: Optional[bool] = Non
                            frames=cfg.zoom.frames, start=start, factor=cfg.zoom.factor, rotation=cfg.zoom.rotation,
                            octaves=cfg.zoom.octaves, octave_scale=cfg.octave_scale, steps=cfg.zoom.steps_per_frame,
                            step_size=cfg.step_size, max_shift=cfg.jitter.max_shift, generator=generator,
-                           tile_size=dreamer.tile_size, observers=observers)
+                           tile_size=dreamer.tile_size, gradient_filter=configured_gradient_filter(cfg),
+                           observers=observers)
         seconds = time.perf_counter() - clock
         result = _write_outputs(cfg, run_dir, board)
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from dreamrun.cli import config_dir
+from dreamrun.layers import target_presets
 from dreamrun.objectives import parse_target
 
 CONF = Path(config_dir())
@@ -15,15 +16,18 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def test_every_target_preset_composes_with_the_model_that_has_its_layers(compose_cfg):
+def test_every_target_preset_composes_with_a_model_that_has_its_layers(compose_cfg):
+    fitting = {model: target_presets(list(compose_cfg(f"model={model}").model.layers))
+               for model in options("model") if model != "custom"}
     for name in options("target"):
-        model = "efficientnet_lite0" if name.startswith("block_") else "inception_v3"
-        cfg = compose_cfg(f"model={model}", f"target={name}")
-        objective = parse_target(OmegaConf.to_container(cfg.target), list(cfg.model.layers))
-        assert objective.layers, name
+        models = [model for model, presets in fitting.items() if name in presets]
+        assert models, f"no model has the layers of target={name}"
+        for model in models:
+            cfg = compose_cfg(f"model={model}", f"target={name}")
+            assert parse_target(OmegaConf.to_container(cfg.target), list(cfg.model.layers)).layers
 
 
-@pytest.mark.parametrize("group", ["jitter", "input", "schedule", "model"])
+@pytest.mark.parametrize("group", ["jitter", "input", "schedule", "model", "gradient"])
 def test_every_preset_of_a_group_composes(compose_cfg, group):
     for name in options(group):
         compose_cfg(f"{group}={name}")
@@ -42,6 +46,9 @@ def test_stage_preset_targets_every_block_of_the_stage(compose_cfg):
 
 def test_default_target_follows_the_model(compose_cfg):
     assert all(k.startswith("Mixed_") for k in compose_cfg().target)
+    defaults = {"googlenet": ["inception_4c"], "vgg16": ["conv4_3"], "vgg19": ["conv4_3"], "resnet50": ["layer3"]}
+    assert {model: list(compose_cfg(f"model={model}").target) for model in defaults} == defaults
+    assert list(compose_cfg("model=custom").target) == []
     assert list(compose_cfg("model=efficientnet_lite0").target) == ["block_12"]
     assert list(compose_cfg("model=efficientnet_lite0", "target=block_3").target) == ["block_3"]
 

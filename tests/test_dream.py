@@ -7,6 +7,7 @@ from PIL import Image
 
 import dreamrun
 from dreamrun.errors import DreamError
+from dreamrun.images import to_pil
 from dreamrun.job import load_input, run_dream, run_job
 from conftest import TINY
 
@@ -107,3 +108,41 @@ def test_activations_follow_the_image_even_when_it_changes_in_place(compose_cfg)
     assert dreamer.activations(image.detach()) == first  # same pixels: the kept result
     image.mul_(0.5)
     assert dreamer.activations(image) != first
+
+
+def lite0_dream(compose_cfg, *overrides: str) -> dict:
+    cfg = compose_cfg(*TINY, "precision=fp32", "jitter=none", *overrides)
+    return run_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0))).metrics
+
+
+def test_a_negative_weight_lowers_the_activation_it_targets(compose_cfg):
+    metrics = lite0_dream(compose_cfg, "target.block_12={weight: -1}", "steps=5")
+    term = metrics["targets"]["block_12"]
+    # measured: 0.81x (fp32, 96 px, 2 octaves x 5 steps)
+    assert term["after"] < 0.9 * term["before"]
+
+
+def test_a_class_target_raises_that_logit(compose_cfg):
+    metrics = lite0_dream(compose_cfg, "~target.block_12", "+target.logits={classes: [goldfish]}", "steps=5")
+    term = metrics["targets"]["logits[1]"]
+    # measured: the goldfish logit rises by 4.3 (fp32, 96 px, 2 octaves x 5 steps)
+    assert term["after"] > term["before"] + 2.0
+
+
+def test_a_guided_dream_raises_the_match_with_the_guide(compose_cfg, tmp_path):
+    stripes = torch.zeros(1, 3, 96, 96)
+    stripes[:, 0, :, ::8] = stripes[:, 2, ::8] = 1.0  # red columns, blue rows: nothing like the photo
+    guide_path = tmp_path / "guide.png"
+    to_pil(stripes).save(guide_path)
+    metrics = lite0_dream(compose_cfg, f"guide.path={guide_path}", "guide.size=96", "steps=5")
+    assert metrics["guide"] == str(guide_path)
+    term = metrics["targets"]["block_12~guide"]
+    # measured: 1.45x (fp32, 96 px, 2 octaves x 5 steps)
+    assert term["after"] > 1.2 * term["before"]
+
+
+def test_a_guide_smaller_than_the_network_accepts_is_refused(compose_cfg, tmp_path):
+    to_pil(torch.rand(1, 3, 20, 20)).save(tmp_path / "tiny.png")
+    cfg = compose_cfg(*TINY, f"guide.path={tmp_path / 'tiny.png'}", "guide.size=20")
+    with pytest.raises(DreamError, match="raise guide.size"):
+        run_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))

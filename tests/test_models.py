@@ -1,3 +1,4 @@
+import math
 import pickle
 from urllib.error import URLError
 
@@ -5,7 +6,10 @@ import pytest
 import torch
 import torchvision
 
+import tiny_net
 from dreamrun.errors import DreamError
+from dreamrun.job import load_input, run_dream
+from dreamrun.layers import target_presets
 from dreamrun.models import build_model, channel_counts, feature_net
 
 
@@ -140,3 +144,68 @@ def test_torchvision_weights_path_loads_a_cached_file(compose_cfg, monkeypatch, 
     torch.save(source.state_dict(), cache / "inception_v3_google-0cc3c7bd.pth")
     loaded = build_model(compose_cfg().model)  # model.weights=IMAGENET1K_V1
     assert torch.equal(loaded.Mixed_6e.branch1x1.conv.weight, source.Mixed_6e.branch1x1.conv.weight)
+
+
+TORCHVISION_PRESETS = ["googlenet", "vgg16", "vgg19", "resnet50"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", TORCHVISION_PRESETS)
+def test_every_target_preset_of_a_model_builds_its_feature_extractor(compose_cfg, preset):
+    cfg = compose_cfg(f"model={preset}", "model.weights=null")
+    model = build_model(cfg.model)
+    presets = target_presets(list(cfg.model.layers))
+    assert len(presets) >= 4
+    for name in presets:
+        target = compose_cfg(f"model={preset}", f"target={name}").target
+        net = feature_net(model, cfg.model, list(target))
+        counts = channel_counts(net, cfg.model.min_size, torch.device("cpu"))
+        assert set(counts) == set(target) and all(c >= 64 for c in counts.values()), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", TORCHVISION_PRESETS)
+def test_a_two_step_dream_runs_on_every_torchvision_preset(compose_cfg, preset):
+    cfg = compose_cfg(f"model={preset}", "model.weights=null", "input.size=64", "octaves=1", "steps=2",
+                      "device=cpu", "precision=fp32")
+    image = load_input(cfg, torch.Generator().manual_seed(0))
+    result = run_dream(cfg, image)
+    assert result.image.shape == image.shape
+    assert not torch.equal(result.image, image)
+    (term,) = result.metrics["targets"].values()
+    assert term["before"] > 0 and math.isfinite(term["after"])
+
+
+def test_googlenet_first_conv_sees_the_image_scaled_as_its_weights_expect(compose_cfg):
+    # GoogLeNet's weights come from TensorFlow, like Inception-v3's: transform_input must turn the
+    # ImageNet-normalised input into 2x - 1, with or without weights
+    cfg = compose_cfg("model=googlenet", "model.weights=null")
+    model = build_model(cfg.model)
+    net = feature_net(model, cfg.model, ["inception_3a"])
+    image = torch.rand(1, 3, 64, 64)
+    assert torch.allclose(model._transform_input((image - net.mean) / net.std), image * 2 - 1, atol=1e-5)
+
+
+def test_a_custom_model_builds_from_its_import_path_and_loads_its_state_dict(compose_cfg, tmp_path):
+    torch.manual_seed(3)
+    source = tiny_net.build(width=4)
+    path = tmp_path / "mine.pt"
+    torch.save(source.state_dict(), path)
+    cfg = compose_cfg("model=custom", "model._target_=tiny_net.build", "+model.kwargs.width=4",
+                      f"model.weights={path}", "+model.layers={features: '3'}", "+target.features=[7]")
+    model = build_model(cfg.model)
+    assert torch.equal(model[2].weight, source[2].weight)
+    net = feature_net(model, cfg.model, ["features"])
+    assert channel_counts(net, cfg.model.min_size, torch.device("cpu")) == {"features": 8}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model._target_=tiny_net.nowhere"], "cannot import it"),
+    (["model._target_=builtins.dict"], "not a torch.nn.Module"),
+    (["model._target_=tiny_net.build", "+model.kwargs.depth=3"], "cannot build with model.kwargs"),
+    (["model._target_=tiny_net.build", "model.weights=IMAGENET1K_V1"], "state-dict file"),
+])
+def test_a_custom_model_that_cannot_be_built_says_why(compose_cfg, overrides, message):
+    cfg = compose_cfg("model=custom", *overrides)
+    with pytest.raises(DreamError, match=message):
+        build_model(cfg.model)

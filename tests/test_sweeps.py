@@ -270,7 +270,7 @@ def test_runs_started_in_the_same_second_get_their_own_dirs(tmp_path):
 def test_help_lists_the_config_groups_and_launchers():
     proc = run_cli("--help")
     assert proc.returncode == 0
-    for line in ["model: efficientnet_lite0, inception_v3", "jitter: default, none, strong",
+    for line in ["model: custom, efficientnet_lite0, googlenet, inception_v3, resnet50, vgg16, vgg19", "jitter: default, none, strong",
                  "hydra/launcher: basic, joblib, submitit_local, submitit_slurm"]:
         assert line in proc.stdout
     assert "mixed_6" in proc.stdout and "dreamrun-summarize" in proc.stdout

@@ -1,0 +1,62 @@
+"""The layer browser: dreamrun-layers / python -m dreamrun.layers."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dreamrun.layers import describe_layers, target_presets
+from conftest import REPO
+
+
+def run_layers(*args: str) -> subprocess.CompletedProcess:
+    # tests/ on the path, so model._target_=tiny_net.build imports as a user's own module would
+    path = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "dreamrun.layers", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": path})
+
+
+def row(output: str, name: str) -> list[str]:
+    (line,) = [line for line in output.splitlines() if line.split()[:1] == [name]]
+    return line.split()
+
+
+def test_layer_browser_lists_vgg16_layers_with_channels_strides_and_presets():
+    result = run_layers("model=vgg16")
+    assert result.returncode == 0, result.stderr
+    assert row(result.stdout, "conv1_1") == ["conv1_1", "features.1", "64", "1"]
+    assert row(result.stdout, "conv4_3") == ["conv4_3", "features.22", "512", "8"]
+    assert row(result.stdout, "conv5_3") == ["conv5_3", "features.29", "512", "16"]
+    assert row(result.stdout, "logits") == ["logits", "classifier.6", "1000", "-"]
+    presets = result.stdout.split("target presets: ")[1].splitlines()[0].split(", ")
+    assert "conv4_3" in presets and "conv4_4" not in presets and "block_12" not in presets
+    assert "default target: conv4_3" in result.stdout
+
+
+@pytest.mark.parametrize("preset, expected", [
+    ("googlenet", {"inception_3a": (256, 8), "inception_4c": (512, 16), "inception_5b": (1024, 32)}),
+    ("resnet50", {"layer1": (256, 4), "layer3_2": (1024, 16), "layer4": (2048, 32)}),
+    ("vgg19", {"conv3_4": (256, 4), "conv5_4": (512, 16)}),
+    ("inception_v3", {"Mixed_5b": (256, 8), "Mixed_6e": (768, 16), "Mixed_7c": (2048, 32)}),
+    ("efficientnet_lite0", {"block_0": (16, 2), "block_12": (192, 32), "logits": (1000, None)}),
+])
+def test_known_layers_have_their_channel_counts_and_strides(compose_cfg, preset, expected):
+    layers = {layer.name: layer for layer in describe_layers(compose_cfg(f"model={preset}").model)}
+    assert {name: (layers[name].channels, layers[name].stride) for name in expected} == expected
+
+
+def test_target_presets_are_those_whose_layers_the_model_has():
+    assert target_presets(["layer1", "layer2"]) == ["layer1", "layer2"]
+    assert "mixed_5" not in target_presets(["Mixed_5b", "Mixed_5c"])  # mixed_5 needs Mixed_5d too
+
+
+def test_a_custom_model_without_layers_lists_its_modules_to_pick_from():
+    result = run_layers("model=custom", "model._target_=tiny_net.build")
+    assert result.returncode == 2
+    assert "model.layers is empty" in result.stderr and "top-level modules: 0, 1, 2, 3" in result.stderr
+
+
+def test_an_unknown_model_is_refused_without_a_traceback():
+    result = run_layers("model=alexnet")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "model/alexnet" in result.stderr

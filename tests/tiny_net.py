@@ -1,0 +1,9 @@
+"""A user's own network, as model._target_ imports it: tests/ is on sys.path under pytest."""
+from torch import nn
+
+
+def build(*, width: int = 8) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
+    )
