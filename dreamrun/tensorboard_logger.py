@@ -15,6 +15,7 @@ from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
+from dreamrun.config_keys import flatten_config
 from dreamrun.heatmaps import heatmap
 from dreamrun.images import to_pil
 from dreamrun.engine import unroll
@@ -204,23 +205,10 @@ def log_config(writer: SummaryWriter, cfg: DictConfig) -> None:
 
 def flatten_hparams(cfg: DictConfig) -> dict[str, Any]:
     """Config values TensorBoard's HParams dashboard can compare: scalars by dotted key."""
-    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     skip = {"model.layers", "model.mean", "model.std", "model.kwargs"}  # preset data, not choices
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if prefix in skip:
-            return
-        if isinstance(node, dict) and prefix != "target":
-            for key, value in node.items():
-                walk(value, f"{prefix}.{key}" if prefix else str(key))
-        elif isinstance(node, (bool, int, float, str)):
-            flat[prefix] = node
-        else:  # the target dictionary, lists and None: as compact text
-            flat[prefix] = json.dumps(node)
-
-    walk(container, "")
-    return flat
+    # the target dictionary, lists and None as compact text
+    return {key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
+            for key, value in flatten_config(cfg, skip).items()}
 
 
 def log_hparams(writer: SummaryWriter, cfg: DictConfig, metrics: Mapping[str, float]) -> None:

@@ -23,6 +23,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dreamrun.animation import encode_animation, find_ffmpeg, save_animation, save_mp4
+from dreamrun.config_keys import flatten_config
 from dreamrun.errors import DreamError
 from dreamrun.images import save_json, save_png, to_pil, to_tensor
 from dreamrun.job import (Dreamer, build_dreamer, compile_target, configured_gradient_filter, load_input,
@@ -89,19 +90,7 @@ def frame_objectives(cfg: DreamConfig) -> list[Objective]:
 
 def fingerprint(cfg: DreamConfig) -> dict[str, Any]:
     """Everything in cfg that shapes the frames: a resumed run must match it."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if prefix in RESUMABLE:
-            return
-        if isinstance(node, dict) and prefix != "target":
-            for key, value in node.items():
-                walk(value, f"{prefix}.{key}" if prefix else str(key))
-        else:
-            flat[prefix] = node
-
-    walk(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "")
-    return flat
+    return flatten_config(cfg, skip=RESUMABLE)
 
 
 class FrameWriter(Observer):
