@@ -17,7 +17,8 @@ def objective(image: torch.Tensor) -> torch.Tensor:
 dreams = st.fixed_dictionaries({
     "height": st.integers(8, 48), "width": st.integers(8, 48), "octaves": st.integers(1, 3),
     "steps": st.integers(0, 3), "step_size": st.floats(1e-4, 0.5), "max_shift": st.integers(0, 12),
-    "seed": st.integers(0, 2**31 - 1), "tile_size": st.none() | st.integers(6, 40),
+    # tiles of at least twice the network's minimum side (5 px here), as tile.size requires
+    "seed": st.integers(0, 2**31 - 1), "tile_size": st.none() | st.integers(10, 40),
 })
 
 
