@@ -31,12 +31,18 @@ def dream(
     size: Optional[int] = None,
     seed: int = 0,
     device: str = "auto",
+    guide: Optional[str | os.PathLike] = None,
+    smoothing: float = 0.0,
+    laplacian_levels: int = 0,
+    luminance_only: bool = False,
 ) -> Image.Image:
     """DeepDream one image and return the dream as a PIL image.
 
-    target: layer -> "all" | [channel, ...] | {"channels": ..., "weight": ...}; None takes the
-    model preset's default target. weights: the preset's default unless given (a weights name,
-    a state-dict path, or None for random). size: resize the long side first (None keeps it).
+    target: layer -> "all" | [channel, ...] | {"channels": ..., "weight": ..., "reduction": ...};
+    None takes the model preset's default target. weights: the preset's default unless given (a
+    weights name, a state-dict path, or None for random). size: resize the long side first (None
+    keeps it). guide: an image to dream towards (guide.path). smoothing, laplacian_levels,
+    luminance_only: the gradient options (gradient.*), all off by default.
     """
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"model={model}"])
@@ -46,6 +52,9 @@ def dream(
         cfg.model.weights = None if weights is None else str(weights)
     if target is not None:
         cfg.target = OmegaConf.create(dict(target))
+    cfg.guide.path = None if guide is None else str(guide)
+    cfg.gradient.smoothing, cfg.gradient.laplacian_levels = smoothing, laplacian_levels
+    cfg.gradient.luminance_only = luminance_only
     validate(cfg)  # before the image is touched: a bad size would otherwise shrink it first
     pil = load_image(image) if isinstance(image, (str, os.PathLike)) else to_rgb(image)
     result = run_dream(cfg, to_tensor(resize_long_side(pil, size)))

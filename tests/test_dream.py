@@ -1,6 +1,7 @@
 """Whole dreams through dreamrun.job and the Python API, on tiny images."""
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -71,6 +72,20 @@ def test_python_api_returns_a_dream_of_the_same_size():
                              octaves=1, steps=3, device="cpu")
     assert isinstance(dreamed, Image.Image) and dreamed.size == (90, 60)
     assert dreamed.tobytes() != source.tobytes()
+
+
+def test_python_api_takes_the_gradient_options_and_a_guide(tmp_path):
+    source = to_pil(torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0)))
+    common = {"model": "efficientnet_lite0", "octaves": 1, "steps": 4, "step_size": 0.03, "device": "cpu"}
+    plain = dreamrun.dream(source, **common)
+    luminance = dreamrun.dream(source, luminance_only=True, **common)
+    assert luminance.tobytes() != plain.tobytes()
+    moved = np.asarray(luminance, dtype=float) - np.asarray(source, dtype=float)  # (H, W, 3)
+    # luminance only: each pixel's channels move together (clipping at 0 and 255 aside)
+    assert np.median(moved.max(axis=2) - moved.min(axis=2)) <= 1
+    source.save(tmp_path / "guide.png")
+    guided = dreamrun.dream(source, guide=tmp_path / "guide.png", **common)
+    assert guided.tobytes() != plain.tobytes()
 
 
 def test_python_api_reports_bad_input_as_dream_error():
