@@ -22,7 +22,7 @@ from dreamrun.gradient_filters import GradientFilter, gradient_filter
 from dreamrun.models import FeatureNet, build_model, channel_counts, class_names, feature_net
 from dreamrun.objectives import Objective, check_channels, guided, parse_target
 from dreamrun.observers import LastStep, Observer, OctaveImages, ProgressBar
-from dreamrun.octaves import check_octaves
+from dreamrun.octaves import check_octaves, resize
 from dreamrun.precision import autocast_dtype
 from dreamrun.schema import DreamConfig, InputKind
 from dreamrun.tensorboard_logger import TensorBoardLogger, log_config, log_hparams
@@ -226,6 +226,13 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
     return DreamResult(dreamed.cpu(), metrics)
 
 
+def at_full_size(dreamed: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """An octave's dream (1, 3, h, w) carried to image's full size the way the next octave would
+    take it: its dreamed detail upscaled onto the full-size input."""
+    detail = dreamed - resize(image, tuple(dreamed.shape[-2:]))
+    return (image + resize(detail, tuple(image.shape[-2:]))).clamp(0.0, 1.0)
+
+
 def _out_of_memory(error: Exception) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error)
 
@@ -275,7 +282,7 @@ def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> Dr
             log_hparams(board.writer, cfg, {"gain": result.metrics["gain"], "seconds": result.metrics["seconds"]})
     except KeyboardInterrupt:
         if last.image is not None:
-            save_png(to_pil(last.image), run_dir / INTERRUPTED_IMAGE)
+            save_png(to_pil(at_full_size(last.image.cpu(), image)), run_dir / INTERRUPTED_IMAGE)
             log.info("interrupted: the last finished step (octave %d, step %d) is in %s",
                      last.octave, last.step, INTERRUPTED_IMAGE)
         raise

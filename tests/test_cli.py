@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -78,8 +79,10 @@ def test_a_signal_midway_leaves_a_consistent_run_dir(tmp_path, sig, status, caus
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "interrupted" and result["error"] == cause
     assert result["paths"]["interrupted"] == "interrupted.png"
-    with Image.open(run_dir / "interrupted.png") as last:  # the last finished step: octave 0 of 2
-        assert last.size == (round(96 / 1.4), round(64 / 1.4))
+    with Image.open(run_dir / "interrupted.png") as last, Image.open(run_dir / "input.png") as source:
+        # the last finished step (in octave 0 of 2) carried up to the input's size
+        assert last.size == source.size == (96, 64)
+        assert np.abs(np.asarray(last, dtype=float) - np.asarray(source, dtype=float)).mean() > 0.5
     assert not (run_dir / "dream.png").exists() and not (run_dir / "metrics.json").exists()
     assert not list(run_dir.glob(".*.tmp"))  # no half-written file
     board = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()

@@ -9,7 +9,8 @@ from PIL import Image
 import dreamrun
 from dreamrun.errors import DreamError
 from dreamrun.images import to_pil
-from dreamrun.job import load_input, run_dream, run_job
+from dreamrun.job import at_full_size, load_input, run_dream, run_job
+from dreamrun.octaves import resize
 from conftest import TINY
 
 # measured: 2.30x on the 128 px sample photo (2 octaves x 10 steps, block_12, fp32); random weights give 1.46x
@@ -161,3 +162,11 @@ def test_a_guide_smaller_than_the_network_accepts_is_refused(compose_cfg, tmp_pa
     cfg = compose_cfg(*TINY, f"guide.path={tmp_path / 'tiny.png'}", "guide.size=20")
     with pytest.raises(DreamError, match="raise guide.size"):
         run_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
+
+
+def test_an_octaves_dream_is_carried_to_full_size_with_its_detail():
+    image = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    small = resize(image, (46, 69))
+    assert torch.allclose(at_full_size(small, image), image)  # nothing dreamed yet: the input
+    brighter = at_full_size((small + 0.1).clamp(0, 1), image)
+    assert brighter.shape == image.shape and 0.05 < (brighter - image).mean() < 0.1
