@@ -94,7 +94,7 @@ def _check_launcher(argv: list[str]) -> None:
     for arg in argv:
         name = arg.partition("hydra/launcher=")[2]
         plugin = LAUNCHER_PLUGINS.get(name)
-        if plugin and importlib.util.find_spec(plugin) is None:
+        if plugin and not _importable(plugin):
             _refuse(f"hydra/launcher={name} needs its Hydra plugin: pip install 'dreamrun[launchers]'")
         if name == "submitit_slurm" and not shutil.which("srun"):
             _refuse("hydra/launcher=submitit_slurm needs SLURM, and srun is not on PATH here: run the sweep "
@@ -120,6 +120,13 @@ def _check_not_overwriting(argv: list[str]) -> None:
     if taken and not (not sweep and str(overrides.get("resume")).lower() == "true"):
         _refuse(f"{where} already holds the results of a {'sweep' if sweep else 'run'}: choose another "
                 f"{key}, or pass overwrite=true to replace them")
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing too: no Hydra plugin at all
+        return False
 
 
 def _refuse(message: str) -> None:

@@ -276,8 +276,10 @@ def test_help_lists_the_config_groups_and_launchers():
     assert "mixed_6" in proc.stdout and "dreamrun-summarize" in proc.stdout
 
 
-def test_a_launcher_without_its_plugin_says_what_to_install(monkeypatch, capsys):
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
+@pytest.mark.parametrize("plugin", ["hydra_plugins.not_installed_launcher",  # other plugins installed
+                                    "no_hydra_plugins_at_all.launcher"])  # none: the namespace is missing
+def test_a_launcher_without_its_plugin_says_what_to_install(monkeypatch, capsys, plugin):
+    monkeypatch.setitem(cli.LAUNCHER_PLUGINS, "joblib", plugin)
     with pytest.raises(SystemExit) as exit_:
         cli._check_launcher(["-m", "hydra/launcher=joblib"])
     assert exit_.value.code == 2
