@@ -4,16 +4,14 @@ ffmpeg is Debian's (`apt install ffmpeg`) or the one in the imageio-ffmpeg wheel
 (`pip install 'dreamrun[video]'`); without either, there is no MP4 and nothing fails.
 """
 import io
-import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 from PIL import Image
 
-from dreamrun.images import FILE_MODE, save_bytes
+from dreamrun.images import atomic_path, save_bytes
 
 
 def _frames(paths: Sequence[Path], max_side: Optional[int]) -> Iterator[Image.Image]:
@@ -55,14 +53,8 @@ def find_ffmpeg() -> Optional[str]:
 def save_mp4(frames_dir: Path, path: Path, fps: float, ffmpeg: str, frames: int) -> None:
     """H.264 MP4 of the first `frames` of frames_dir/%06d.png (yuv420p so every player shows it;
     sides made even for it)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".mp4")
-    os.fchmod(fd, FILE_MODE)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".mp4") as tmp:
         subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-framerate", str(fps),
                         "-i", str(frames_dir / "%06d.png"), "-frames:v", str(frames), "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2",
-                        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", tmp],
+                        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", str(tmp)],
                        check=True, capture_output=True)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

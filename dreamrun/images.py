@@ -3,9 +3,10 @@ import json
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -99,17 +100,24 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
-def _write_atomic(path: Path, write) -> None:
+@contextmanager
+def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file beside path to write (suffix: for tools that read the format from it); it
+    replaces path when the block ends without an error, and is removed otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.fchmod(fd, FILE_MODE)
+    os.close(fd)
     try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
+        yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def _write_atomic(path: Path, write) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 def save_png(image: Image.Image, path: str | os.PathLike) -> None:

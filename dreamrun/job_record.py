@@ -31,7 +31,7 @@ RESULT_GLOBS = ["result.json", "metrics.json", "*.png", "events.out.tfevents.*",
 
 
 def has_results(run_dir: Path) -> bool:
-    return (run_dir / RESULT_FILE).is_file() or (run_dir / "dream.png").is_file()
+    return (run_dir / RESULT_FILE).is_file() or (run_dir / OUTPUT_FILES["dream"]).is_file()
 
 
 def clear_results(run_dir: Path) -> None:

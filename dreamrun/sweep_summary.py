@@ -11,6 +11,7 @@ import io
 import itertools
 import math
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -70,11 +71,10 @@ class Summary:
     axes: list[Axis]
     grid: Optional[list[list[Job]]]  # rows of jobs when the sweep is a grid over its axes
 
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for job in self.jobs:
-            counts[job.status] = counts.get(job.status, 0) + 1
-        return counts
+    def headline(self) -> str:
+        """The counts line, e.g. 4 jobs: 3 completed, 1 failed."""
+        counts = Counter(job.status for job in self.jobs)
+        return f"{len(self.jobs)} jobs: " + ", ".join(f"{n} {status}" for status, n in counts.items())
 
     @property
     def all_completed(self) -> bool:
@@ -222,8 +222,7 @@ def table(summary: Summary) -> tuple[list[str], list[list[str]]]:
 
 
 def markdown(summary: Summary, header: list[str], rows: list[list[str]]) -> str:
-    counts = ", ".join(f"{n} {status}" for status, n in summary.counts().items())
-    lines = [f"# Sweep {summary.sweep_dir.name}", "", f"{len(summary.jobs)} jobs: {counts}", "",
+    lines = [f"# Sweep {summary.sweep_dir.name}", "", summary.headline(), "",
              "![contact sheet](summary.png)", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -270,8 +269,7 @@ def _log_to_tensorboard(sweep_dir: Path, image: Image.Image, text: str, summary:
 
 def report(summary: Summary) -> str:
     """A few lines for the terminal: counts, each failure with its message, where the summary is."""
-    counts = ", ".join(f"{n} {status}" for status, n in summary.counts().items())
-    lines = [f"sweep: {len(summary.jobs)} jobs: {counts}"]
+    lines = [f"sweep: {summary.headline()}"]
     for job in summary.jobs:
         if job.status != COMPLETED:
             detail = f": {job.record.error}" if job.record and job.record.error else ""
