@@ -37,8 +37,9 @@ def efficientnet_lite0(*, weights: Optional[str] = None) -> nn.Module:
         raise DreamError(
             "model=efficientnet_lite0 needs the offline extra: pip install 'dreamrun[offline]'"
         ) from None
+    # its activations are ReLU6, as trained, and trace with torch.fx as they are; set_swish() would
+    # replace them with Swish, which these weights were never trained with
     model = EfficientNet.from_name("efficientnet-lite0")
-    model.set_swish(memory_efficient=False)  # plain ops: traceable by torch.fx
     if weights is None:
         return model
     if weights not in PACKAGED_WEIGHTS:
@@ -215,8 +216,7 @@ class FeatureNet(nn.Module):
             # it warns that eval-mode graphs differ from train-mode ones; we only ever trace eval
             warnings.filterwarnings("ignore", message=".*obtained by tracing the model in eval mode")
             self.body = create_feature_extractor(model.eval(), return_nodes={p: n for n, p in layers.items()})
-        self.body.delete_all_unused_submodules()  # the pruned layers' weights need no memory
-        self.body = speed_up(self.body)
+        self.body = speed_up(self.body)  # a copy of the layers up to the cut, rewritten
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
 
