@@ -1,5 +1,6 @@
 """Images in and out: any Pillow-readable file to an RGB tensor in [0, 1], and back, written atomically."""
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -132,5 +133,16 @@ def save_text(text: str, path: str | os.PathLike) -> None:
     save_bytes(text.encode(), path)
 
 
+def json_safe(data: Any) -> Any:
+    """data with every NaN or infinite float as None: most JSON readers refuse NaN and Infinity."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: json_safe(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(value) for value in data]
+    return data
+
+
 def save_json(data: Any, path: str | os.PathLike) -> None:
-    save_text(json.dumps(data, indent=2) + "\n", path)
+    save_text(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n", path)

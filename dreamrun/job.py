@@ -181,6 +181,12 @@ def setup_device(cfg: DreamConfig) -> torch.device:
     return device
 
 
+def objective_gain(before: float, after: float) -> Optional[float]:
+    """The objective after / before, or None where before is not positive: from a start at or below
+    zero (class logits, negative weights) a ratio says nothing about how much the dream raised it."""
+    return after / before if before > 0 and math.isfinite(after / before) else None
+
+
 def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observer] = (),
               dreamer: Dreamer | None = None) -> DreamResult:
     """Dream on image (1, 3, H, W) in [0, 1] as cfg says; returns the dream and its metrics."""
@@ -208,7 +214,7 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
     total_before = dreamer.objective.total(before)
     total_after = dreamer.objective.total(after)
     metrics = {
-        "gain": total_after / total_before if total_before else float("nan"),
+        "gain": objective_gain(total_before, total_after),
         "objective_before": total_before,
         "objective_after": total_after,
         "seconds": round(seconds, 3),
@@ -279,7 +285,8 @@ def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> Dr
         save_json(result.metrics, run_dir / "metrics.json")
         if board:
             board.log_image("dream/final", result.image, cfg.octaves * cfg.steps)
-            log_hparams(board.writer, cfg, {"gain": result.metrics["gain"], "seconds": result.metrics["seconds"]})
+            log_hparams(board.writer, cfg, {name: result.metrics[name] for name in ("gain", "seconds")
+                                            if result.metrics[name] is not None})
     except KeyboardInterrupt:
         if last.image is not None:
             save_png(to_pil(at_full_size(last.image.cpu(), image)), run_dir / INTERRUPTED_IMAGE)
@@ -298,7 +305,8 @@ def run_job(cfg: DreamConfig, run_dir: Path, progress: bool | None = None) -> Dr
     finally:
         if board:
             board.close()  # a failed or interrupted run keeps what it logged
-    log.info("gain %.3gx in %.1f s on %s (%s)", result.metrics["gain"], result.metrics["seconds"],
-             result.metrics["device"], ", ".join(f"{n}: {t['before']:.3g} -> {t['after']:.3g}"
-                                                 for n, t in result.metrics["targets"].items()))
+    gain = result.metrics["gain"]
+    log.info("%s in %.1f s on %s (%s)", "gain n/a" if gain is None else f"gain {gain:.3g}x",
+             result.metrics["seconds"], result.metrics["device"],
+             ", ".join(f"{n}: {t['before']:.3g} -> {t['after']:.3g}" for n, t in result.metrics["targets"].items()))
     return result

@@ -9,12 +9,14 @@ from PIL import Image
 import dreamrun
 from dreamrun.errors import DreamError
 from dreamrun.images import to_pil
-from dreamrun.job import at_full_size, load_input, run_dream, run_job
+from dreamrun.job import at_full_size, load_input, objective_gain, run_dream, run_job
 from dreamrun.octaves import resize
 from conftest import TINY
 
-# measured: 2.30x on the 128 px sample photo (2 octaves x 10 steps, block_12, fp32); random weights give 1.46x
-PRETRAINED_GAIN_THRESHOLD = 2.0
+# measured with Lite0's real ReLU6 network: 1.62x on the 128 px sample photo (2 octaves x 10 steps,
+# block_12, fp32; seeds 0-3: 1.62, 1.80, 1.56, 1.60); random weights give 1.34x. (The 2.30x measured
+# before came from the network with Swish in place of ReLU6.)
+PRETRAINED_GAIN_THRESHOLD = 1.45
 
 
 def test_pretrained_network_activation_rises_substantially(compose_cfg):
@@ -24,6 +26,55 @@ def test_pretrained_network_activation_rises_substantially(compose_cfg):
     assert result.metrics["gain"] > PRETRAINED_GAIN_THRESHOLD
     term = result.metrics["targets"]["block_12"]
     assert term["after"] > PRETRAINED_GAIN_THRESHOLD * term["before"]
+
+
+@pytest.mark.parametrize("block", ["block_12", "block_8"])
+def test_a_dream_raises_its_block_as_much_as_the_classic_algorithm(compose_cfg, block):
+    """The reference: DeepDream's classic loop written plainly on the package's own unmodified network
+    (benchmarks/classic_comparison.py), at the same octaves x steps, scored by that network.
+    One dream's gain moves by ~10% with its jitter shifts, so both sides are averaged over 4 seeds."""
+    from benchmarks.classic_comparison import BlockActivation, classic_dream, packaged_lite0
+
+    cfg = compose_cfg("model=efficientnet_lite0", f"target={block}", "input.size=128", "octaves=3", "device=cpu")
+    image = load_input(cfg, torch.Generator().manual_seed(0))
+    reference = BlockActivation(packaged_lite0(), int(block.removeprefix("block_")))
+    before = reference.score(image)
+    ours, classic = [], []
+    for seed in range(4):
+        cfg.seed = seed
+        ours.append(reference.score(run_dream(cfg, image).image) / before)
+        classic.append(reference.score(classic_dream(reference, image, octaves=3, steps=10, step_size=0.01,
+                                                     octave_scale=1.4, max_shift=32, seed=seed)) / before)
+    # measured here: dreamrun/classic 1.01 (block_12) and 1.02 (block_8); mean gains 1.4-1.7x
+    assert min(classic) > 1.2  # the reference itself dreams
+    assert np.mean(ours) >= 0.9 * np.mean(classic)
+
+
+def strict_json(path):
+    """Parse JSON as strict readers do: NaN and Infinity are not JSON."""
+    def refuse(constant):
+        raise ValueError(f"{constant} in {path}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_gain_is_null_where_the_objective_does_not_start_above_zero(compose_cfg, tmp_path):
+    # a negative weight dreams the layer away: the objective starts below zero
+    cfg = compose_cfg(*TINY, "~target.block_12", "+target.block_12={weight: -1}", "precision=fp32")
+    result = run_job(cfg, tmp_path, progress=False)
+    metrics = strict_json(tmp_path / "metrics.json")
+    assert metrics["objective_before"] < 0 and metrics["gain"] is None and result.metrics["gain"] is None
+    assert metrics["objective_after"] > metrics["objective_before"]  # the ascent still raised it
+
+
+def test_gain_is_after_over_before_only_from_a_positive_start():
+    assert objective_gain(2.0, 3.0) == 1.5
+    assert objective_gain(0.0, 1.0) is None and objective_gain(-2.0, -1.0) is None
+
+
+def test_metrics_never_hold_nan_or_infinity(tmp_path):
+    from dreamrun.images import save_json
+    save_json({"gain": float("nan"), "targets": {"a": {"after": float("inf"), "before": 1.5}}}, tmp_path / "m.json")
+    assert strict_json(tmp_path / "m.json") == {"gain": None, "targets": {"a": {"after": None, "before": 1.5}}}
 
 
 def test_chosen_channels_rise(compose_cfg):
@@ -53,7 +104,6 @@ def test_noise_input_is_seeded(compose_cfg):
 def test_run_job_writes_the_run_dir(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "octaves=3", "input.size=120")
     result = run_job(cfg, tmp_path, progress=False)
-    assert result.metrics["gain"] > 1
     with Image.open(tmp_path / "dream.png") as dream, Image.open(tmp_path / "input.png") as source:
         assert dream.size == source.size == (120, 80)
     assert sorted(p.name for p in tmp_path.glob("octave_*.png")) == ["octave_0.png", "octave_1.png", "octave_2.png"]
@@ -62,7 +112,9 @@ def test_run_job_writes_the_run_dir(compose_cfg, tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["device"] == "cpu"
     assert metrics["model"] == "efficientnet_lite0" and metrics["weights"] == "IMAGENET1K_V1"
-    assert metrics["gain"] > 1 and metrics["seconds"] > 0
+    # 2 steps an octave are too few to raise the objective reliably; that it rises is tested above
+    assert metrics["gain"] == pytest.approx(metrics["objective_after"] / metrics["objective_before"])
+    assert metrics["gain"] == pytest.approx(result.metrics["gain"]) and metrics["seconds"] > 0
     assert set(metrics["targets"]["block_12"]) >= {"before", "after"}
     assert not list(tmp_path.glob("*.tmp"))
 

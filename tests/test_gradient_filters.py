@@ -54,7 +54,9 @@ def test_no_filter_is_none_and_filters_compose():
 
 @pytest.mark.parametrize("overrides", [["gradient=clean"], ["gradient.smoothing=2", "gradient.laplacian_levels=3"]])
 def test_a_dream_with_cleaner_gradients_runs_and_raises_the_activation(compose_cfg, overrides):
-    cfg = compose_cfg(*TINY, "precision=fp32", *overrides)
+    # 10 steps an octave (TINY's 2 are too few to lift the real network reliably); measured gains at
+    # 96 px: 1.45x gradient=clean, 1.50x smoothing+laplacian, 1.36x without filters
+    cfg = compose_cfg(*TINY, "steps=10", "precision=fp32", *overrides)
     result = run_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
     assert result.metrics["gain"] > 1.1
 

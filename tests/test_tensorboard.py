@@ -79,7 +79,7 @@ def test_heatmaps_and_histograms_per_target_at_each_octave_end(finished_run):
 
 
 def test_config_text_custom_layout_and_hparams_session(finished_run):
-    _, events = finished_run
+    run_dir, events = finished_run
     config = events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "block_12" in config and "octaves: 2" in config
     assert "custom_scalars__config__" in events.Tags()["tensors"]
@@ -89,7 +89,8 @@ def test_config_text_custom_layout_and_hparams_session(finished_run):
     assert hparams["octaves"].number_value == OCTAVES
     assert hparams["model.name"].string_value == "efficientnet_lite0"
     assert json.loads(hparams["target"].string_value) == {"block_12": [1, 2], "block_6": "all"}
-    assert [e.value > 1 for e in events.Scalars("hparams/gain")] == [True]
+    gain = json.loads((run_dir / "metrics.json").read_text())["gain"]
+    assert [e.value for e in events.Scalars("hparams/gain")] == [pytest.approx(gain)]
 
 
 def test_one_run_per_job_without_sub_runs(finished_run):
