@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,3 +38,14 @@ def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dreamrun", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def default_signals() -> None:
+    # a shell without job control starts `pytest &` with SIGINT ignored, and children inherit that;
+    # dreamrun rightly keeps an ignored SIGINT ignored, so give the child the default to test with
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_cli(*args: str, cwd: Path = REPO, **popen) -> subprocess.Popen:
+    """python -m dreamrun ARGS, started to be interrupted (SIGINT and SIGTERM as a terminal would send them)."""
+    return subprocess.Popen([sys.executable, "-m", "dreamrun", *args], cwd=cwd, preexec_fn=default_signals, **popen)

@@ -14,7 +14,7 @@ import torchvision
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TINY, run_cli
+from conftest import TINY, default_signals, run_cli, start_cli
 
 
 def test_cli_dream_writes_a_run_dir_and_prints_the_dream_path_last(tmp_path):
@@ -66,8 +66,8 @@ def test_config_typos_are_refused_by_hydra_without_a_traceback(tmp_path, overrid
 @pytest.mark.parametrize("sig, status, cause", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_a_signal_midway_leaves_a_consistent_run_dir(tmp_path, sig, status, cause):
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "dreamrun", *TINY, "steps=100000", f"hydra.run.dir={run_dir}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli(*TINY, "steps=100000", f"hydra.run.dir={run_dir}",
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (run_dir / "input.png").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -103,7 +103,8 @@ def test_a_second_signal_exits_at_once(tmp_path):
         f"    open({str(marker)!r}, 'w').close()\n"
     )
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          preexec_fn=default_signals)
     assert proc.returncode == 130 and not marker.exists()
     assert time.monotonic() - started < 4  # did not sit out the cleanup's sleep
 

@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import REPO, TINY, run_cli
+from conftest import REPO, TINY, run_cli, start_cli
 from dreamrun import cli
 from dreamrun.contact_sheet import Layout
 from dreamrun.run_names import fresh_dir
@@ -124,9 +124,8 @@ def test_a_bad_job_fails_alone_and_the_sweep_exits_non_zero(tmp_path):
 
 def _interrupt_midway(sweep_dir: Path, sig: signal.Signals) -> subprocess.CompletedProcess:
     """Start a 3-job sweep and send sig while job 1 runs: job 0 finished quickly, job 2 never starts."""
-    proc = subprocess.Popen([sys.executable, "-m", "dreamrun", "-m", *BASE, "octaves=1", "steps=2,100000,3",
-                             f"hydra.sweep.dir={sweep_dir}"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli("-m", *BASE, "octaves=1", "steps=2,100000,3", f"hydra.sweep.dir={sweep_dir}",
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list(sweep_dir.glob("1_*/input.png")) and time.monotonic() < deadline:
         time.sleep(0.2)

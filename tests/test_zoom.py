@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, start_cli
 from dreamrun.animation import find_ffmpeg
 from dreamrun.errors import DreamError
 from dreamrun.observers import FrameProgressBar
@@ -130,7 +130,7 @@ def test_a_stopped_zoom_resumes_to_the_same_frames_as_an_uninterrupted_one(tmp_p
     assert whole.returncode == 0, whole.stderr
 
     killed_dir = tmp_path / "killed"
-    proc = subprocess.Popen(_zoom_cli(killed_dir), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_cli(*_zoom_cli(killed_dir)[3:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300  # generous: a loaded machine can be 5x slower
     while not (killed_dir / "frames" / "000001.png").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
