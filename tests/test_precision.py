@@ -35,14 +35,29 @@ def test_channels_last_changes_speed_not_results(compose_cfg):
     assert torch.allclose(acts["true"], acts["false"], rtol=1e-4, atol=1e-4)
 
 
-def test_bf16_dreams_as_well_as_fp32_on_the_pretrained_network(compose_cfg):
-    """The quality check: at equal steps bf16's objective gain is within 5% of fp32's."""
-    # the settings of benchmarks/bf16_quality.py; measured on this project's CI CPU (AMD EPYC,
-    # AVX512-BF16): 7.545x in fp32, 7.426x in bf16
-    base = ["model=efficientnet_lite0", "target=block_12", "octaves=3", "device=cpu"]
-    image = load_input(compose_cfg(*base), torch.Generator().manual_seed(0))
-    gain = {p: run_dream(compose_cfg(*base, f"precision={p}"), image).metrics["gain"] for p in ("fp32", "bf16")}
-    assert gain["bf16"] == pytest.approx(gain["fp32"], rel=0.05)
+def mean_gain(compose_cfg, overrides, seeds=4):
+    cfg = compose_cfg(*overrides)
+    image = load_input(cfg, torch.Generator().manual_seed(0))
+    dreamer = prepare(cfg, *image.shape[-2:])
+    gains = []
+    for seed in range(seeds):
+        cfg.seed = seed
+        gains.append(run_dream(cfg, image, dreamer=dreamer).metrics["gain"])
+    return sum(gains) / len(gains)
+
+
+@pytest.mark.parametrize("size", [256, pytest.param(512, marks=pytest.mark.slow)])
+def test_bf16_dreams_as_well_as_fp32_on_the_pretrained_network(compose_cfg, size):
+    """The quality check of benchmarks/bf16_quality.py: bf16's mean gain over 4 seeds >= 0.95x fp32's.
+
+    One dream's gain is chaotic under any rounding change: fp32 in NCHW instead of NHWC alone moves
+    it by up to 4% (so a single-dream 5% bound fails on some CPUs by chance), hence the mean over
+    seeds. Measured on this project's CI CPU (AMD EPYC, AVX512-BF16): bf16/fp32 1.015 at 256 px,
+    1.009 at 512 px (mean gains 2.25x and 3.34x in fp32).
+    """
+    base = ["model=efficientnet_lite0", "target=block_12", "octaves=3", "device=cpu", f"input.size={size}"]
+    gain = {p: mean_gain(compose_cfg, [*base, f"precision={p}"]) for p in ("fp32", "bf16")}
+    assert gain["bf16"] >= 0.95 * gain["fp32"]
 
 
 @pytest.mark.slow
