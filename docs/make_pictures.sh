@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Remake the README's dream pictures with dreamrun itself, offline (EfficientNet-Lite0 from PyPI):
+# the sample-photo dream, the zoom GIF and the sweep summary; then the TensorBoard screenshots
+# (make_screenshots.sh, which needs headless Chromium). Run from the repo root with dreamrun installed.
+set -euo pipefail
+runs=$(mktemp -d)
+
+# the sample photo and its dream, side by side
+python -m dreamrun model=efficientnet_lite0 target=block_12 octaves=3 log=none hydra.run.dir="$runs/coffee"
+
+# the zoom command of the README's "Zoom dreams" section
+python -m dreamrun mode=zoom model=efficientnet_lite0 input=noise input.size=192 zoom.frames=72 \
+    zoom.steps_per_frame=8 zoom.factor=0.03 zoom.rotation=0.5 step_size=0.02 \
+    '~target.block_12' '+target.block_10=[5,17,40]' log=none hydra.run.dir="$runs/zoom"
+
+# the sweep of the README's "Sweeps" section
+python -m dreamrun -m model=efficientnet_lite0 target=block_6,block_10,block_14 octaves=2,3 input.size=256 \
+    log=none hydra.sweep.dir="$runs/sweep"
+
+python - "$runs" <<'EOF'
+import sys
+from pathlib import Path
+from PIL import Image, ImageSequence
+
+runs = Path(sys.argv[1])
+source, dream = Image.open(runs / "coffee/input.png"), Image.open(runs / "coffee/dream.png")
+pair = Image.new("RGB", (2 * source.width + 8, source.height), "white")
+pair.paste(source, (0, 0))
+pair.paste(dream, (source.width + 8, 0))
+pair.save("docs/lite0_block_12_coffee.jpg", quality=85)
+
+# every other frame at 160 px keeps the GIF small enough for a README
+with Image.open(runs / "zoom/zoom.gif") as gif:
+    duration = gif.info.get("duration", 83)
+    frames = [frame.convert("RGB").resize((160, 160), Image.LANCZOS)
+              for i, frame in enumerate(ImageSequence.Iterator(gif)) if i % 2 == 0]
+frames[0].save("docs/zoom_lite0_block_10.gif", save_all=True, append_images=frames[1:],
+               duration=2 * duration, loop=0, optimize=True)
+
+Image.open(runs / "sweep/summary.png").convert("RGB").save("docs/sweep_summary.jpg", quality=85)
+EOF
+bash "$(dirname "$0")/make_screenshots.sh"
+echo "pictures remade in docs/ (runs in $runs)"
