@@ -18,26 +18,25 @@ from pathlib import Path
 from unittest import mock
 
 import torch
-from hydra import compose, initialize_config_dir
 from torch import fx, nn
 
-from dreamrun import engine, graph_rewrites, models
-from dreamrun.cli import config_dir
-from dreamrun.job import prepare
+from dreamrun.config.compose import compose_config
+from dreamrun.core import tiles
+from dreamrun.jobs.dream import prepare
+from dreamrun.nets import feature_net, rewrites
 
 RESULTS = Path(__file__).parent / "results" / "batchnorm_fold.json"
 
 
 def without_fold(module: fx.GraphModule) -> fx.GraphModule:
     own = copy.deepcopy(fx.GraphModule(module, module.graph))
-    return graph_rewrites.avg_pools_as_convolutions(own.eval())
+    return rewrites.avg_pools_as_convolutions(own.eval())
 
 
 def dreamers(overrides: list[str], size: int):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose_config(*overrides)
     folded = prepare(cfg, size, size)
-    with mock.patch.object(models, "speed_up", without_fold):
+    with mock.patch.object(feature_net, "speed_up", without_fold):
         unfolded = prepare(cfg, size, size)
     return {"folded": folded, "unfolded": unfolded}
 
@@ -59,11 +58,11 @@ def main() -> None:
         times = {name: [] for name in nets}
         for name, dreamer in nets.items():  # warm-up: oneDNN picks its kernels on the first calls
             for _ in range(2):
-                engine.gradient(image, dreamer)
+                tiles.gradient(image, dreamer)
         for _ in range(args.repeats):
             for name, dreamer in nets.items():
                 start = time.perf_counter()
-                engine.gradient(image, dreamer)
+                tiles.gradient(image, dreamer)
                 times[name].append(time.perf_counter() - start)
         row = {"precision": str(nets["folded"].net.autocast_dtype or torch.float32).removeprefix("torch."),
                "size": args.size, **{f"{name}_ms": 1000 * statistics.median(t) for name, t in times.items()},

@@ -18,12 +18,11 @@ import platform
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from dreamrun.cli import config_dir
-from dreamrun.images import to_pil
-from dreamrun.job import load_input, prepare, run_dream
+from dreamrun.config.compose import compose_config
+from dreamrun.jobs.dream import load_input, prepare, run_dream
+from dreamrun.outputs.images import to_pil
 
 HERE = Path(__file__).parent
 SIDE_BY_SIDE = HERE / "bf16_vs_fp32.jpg"
@@ -34,8 +33,7 @@ VARIANTS = {"fp32": ["precision=fp32"], "bf16": ["precision=bf16"],
 
 def gains(overrides: list[str], seeds: int) -> tuple[list[float], Image.Image]:
     """The objective gain of each seed's dream, and the first seed's dream."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose_config(*overrides)
     image = load_input(cfg, torch.Generator().manual_seed(0))
     dreamer = prepare(cfg, *image.shape[-2:])
     results = []

@@ -13,15 +13,13 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 
-from dreamrun.cli import config_dir
-from dreamrun.job import run_job
+from dreamrun.config.compose import compose_config
+from dreamrun.jobs.dream import run_job
 
 
 def job_seconds(overrides: list[str], log: str, workdir: Path) -> float:
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[*overrides, f"log={log}"])
+    cfg = compose_config(*overrides, f"log={log}")
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
     start = time.perf_counter()
     run_job(cfg, run_dir, progress=False)

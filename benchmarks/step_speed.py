@@ -21,14 +21,13 @@ from typing import Callable
 
 import torch
 import torchvision
-from hydra import compose, initialize_config_dir
 from torch.utils.flop_counter import FlopCounterMode
 
-from dreamrun import engine
-from dreamrun.cli import config_dir
-from dreamrun.job import load_input, prepare, run_dream
-from dreamrun.schema import IMAGENET_MEAN, IMAGENET_STD
-from dreamrun.tiling import saved_tensor_bytes
+from dreamrun.config.compose import compose_config
+from dreamrun.config.schema import IMAGENET_MEAN, IMAGENET_STD
+from dreamrun.core import engine
+from dreamrun.core.tiles import saved_tensor_bytes
+from dreamrun.jobs.dream import load_input, prepare, run_dream
 
 LAYERS = ["Mixed_5b", "Mixed_6e", "Mixed_7c"]
 SIZES = [(512, 512), (768, 1024)]  # (H, W)
@@ -37,8 +36,7 @@ STEP_SIZE = 0.01
 
 
 def config(*overrides: str):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(config_name="config", overrides=["model.weights=null", "log=none", *overrides])
+    return compose_config("model.weights=null", "log=none", *overrides)
 
 
 class NaiveStep:
@@ -163,9 +161,9 @@ def bench_memory(device: torch.device, side: int, gpu_limit_gib: float) -> None:
     """
     script = (
         "import json, sys, torch;"
-        "import dreamrun.tiling as tiling;"
+        "import dreamrun.core.tiles as tiling;"
         "from benchmarks.step_speed import config;"
-        "from dreamrun.job import load_input, run_dream;"
+        "from dreamrun.jobs.dream import load_input, run_dream;"
         f"limit = {gpu_limit_gib} * 2**30;"
         "cuda = torch.cuda.is_available();"
         "cuda and torch.cuda.set_per_process_memory_fraction(limit / torch.cuda.get_device_properties(0).total_memory);"

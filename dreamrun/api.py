@@ -6,13 +6,12 @@
 import os
 from typing import Any, Mapping, Optional
 
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
-from dreamrun.cli import config_dir
-from dreamrun.images import load_image, resize_long_side, to_pil, to_rgb, to_tensor
-from dreamrun.job import run_dream, validate
+from dreamrun.config.compose import compose_config
+from dreamrun.jobs.dream import run_dream, validate
+from dreamrun.outputs.images import load_image, resize_long_side, to_pil, to_rgb, to_tensor
 
 _UNSET = object()
 
@@ -44,8 +43,7 @@ def dream(
     keeps it). guide: an image to dream towards (guide.path). smoothing, laplacian_levels,
     luminance_only: the gradient options (gradient.*), all off by default.
     """
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"model={model}"])
+    cfg = compose_config(f"model={model}")
     cfg.octaves, cfg.octave_scale, cfg.steps, cfg.step_size = octaves, octave_scale, steps, step_size
     cfg.jitter.max_shift, cfg.seed, cfg.device, cfg.input.size = max_shift, seed, device, size
     if weights is not _UNSET:

@@ -1,4 +1,4 @@
-"""The command line: a Hydra app around dreamrun.job.
+"""The command line: a Hydra app around dreamrun.jobs.dream.
 
     python -m dreamrun target=mixed_6 octaves=4
     python -m dreamrun -m target=mixed_5b,mixed_6 octaves=2,4
@@ -16,13 +16,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 
-from dreamrun import interrupts, run_names, sweeps
+from dreamrun.config.compose import config_dir, register
+from dreamrun.config.schema import DreamConfig, Mode
 from dreamrun.errors import EXIT_SWEEP_FAILED, EXIT_USER_ERROR, DreamError
-from dreamrun.job import run_job
-from dreamrun.job_record import COMPLETED, FAILED, INTERRUPTED, OUTPUT_FILES, JobRecord, clear_results, has_results
-from dreamrun.schema import DreamConfig, Mode, register_configs
-from dreamrun.sweep_summary import report, write_summary
-from dreamrun.zoom_job import run_zoom_job
+from dreamrun.jobs import interrupts
+from dreamrun.jobs.dream import run_job
+from dreamrun.jobs.record import COMPLETED, FAILED, INTERRUPTED, OUTPUT_FILES, JobRecord, clear_results, has_results
+from dreamrun.jobs.zoom import run_zoom_job
+from dreamrun.sweeps import launch as sweeps
+from dreamrun.sweeps.summary import report, write_summary
 
 log = logging.getLogger("dreamrun")
 
@@ -32,21 +34,12 @@ LAUNCHER_PLUGINS = {"joblib": "hydra_plugins.hydra_joblib_launcher",
                     "submitit_slurm": "hydra_plugins.hydra_submitit_launcher"}
 
 
-def config_dir() -> str:
-    """conf/ shipped inside an installed package, else the source checkout's top-level conf/."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "conf"
-    return str(packaged if (packaged / "config.yaml").is_file() else here.parent / "conf")
-
-
 # conf/hydra/launcher/ presets share their plugins' names (so hydra/launcher=joblib picks ours) and are
 # checked against the plugins' schemas: what Hydra 1.3 warns it will stop doing. They set _target_,
 # so they keep working when it does.
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema")
 
-register_configs()
-run_names.register_resolvers()
-sweeps.register_resolvers()
+register()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from dreamrun.cli import config_dir
-from dreamrun.schema import register_configs
+from dreamrun.config.compose import compose_config as _compose_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,13 +23,7 @@ def _cpu_threads():
 @pytest.fixture
 def compose_cfg():
     """Compose dreamrun's config the way the CLI does, with command-line style overrides."""
-    register_configs()
-
-    def _compose(*overrides: str):
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
-
-    return _compose
+    return _compose_config
 
 
 def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None,

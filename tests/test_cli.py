@@ -94,7 +94,7 @@ def test_a_second_signal_exits_at_once(tmp_path):
     marker = tmp_path / "cleanup_finished"
     script = (
         "import os, signal, time\n"
-        "from dreamrun import interrupts\n"
+        "from dreamrun.jobs import interrupts\n"
         "interrupts.install()\n"
         "try:\n"
         "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"

@@ -5,9 +5,9 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from dreamrun.cli import config_dir
-from dreamrun.layers import target_presets
-from dreamrun.objectives import parse_target
+from dreamrun.config.compose import config_dir
+from dreamrun.core.objectives import parse_target
+from dreamrun.nets.layers import target_presets
 
 CONF = Path(config_dir())
 

@@ -1,4 +1,4 @@
-"""Whole dreams through dreamrun.job and the Python API, on tiny images."""
+"""Whole dreams through dreamrun.jobs.dream and the Python API, on tiny images."""
 import json
 
 import numpy as np
@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 
 import dreamrun
+from dreamrun.core.octaves import resize
 from dreamrun.errors import DreamError
-from dreamrun.images import to_pil
-from dreamrun.job import at_full_size, load_input, objective_gain, run_dream, run_job
-from dreamrun.octaves import resize
+from dreamrun.jobs.dream import at_full_size, load_input, objective_gain, run_dream, run_job
+from dreamrun.outputs.images import to_pil
 from conftest import TINY
 
 # measured with Lite0's real ReLU6 network: 1.62x on the 128 px sample photo (2 octaves x 10 steps,
@@ -72,7 +72,7 @@ def test_gain_is_after_over_before_only_from_a_positive_start():
 
 
 def test_metrics_never_hold_nan_or_infinity(tmp_path):
-    from dreamrun.images import save_json
+    from dreamrun.outputs.files import save_json
     save_json({"gain": float("nan"), "targets": {"a": {"after": float("inf"), "before": 1.5}}}, tmp_path / "m.json")
     assert strict_json(tmp_path / "m.json") == {"gain": None, "targets": {"a": {"after": None, "before": 1.5}}}
 
@@ -168,7 +168,7 @@ def test_cuda_dream_matches_the_cpu_dream(compose_cfg):
 
 
 def test_activations_follow_the_image_even_when_it_changes_in_place(compose_cfg):
-    from dreamrun.job import prepare
+    from dreamrun.jobs.dream import prepare
     cfg = compose_cfg(*TINY)
     image = load_input(cfg, torch.Generator().manual_seed(0))
     dreamer = prepare(cfg, *image.shape[-2:])

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from dreamrun import engine
-from dreamrun.observers import Observer
+from dreamrun.core import engine
+from dreamrun.core.observers import Observer
 
 
 def mean_square(image: torch.Tensor) -> torch.Tensor:

@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 
 from conftest import TINY, run_cli
-from dreamrun import engine
+from dreamrun.core import engine
 from dreamrun.errors import DreamError
-from dreamrun.job import run_job
-from dreamrun.models import efficientnet_lite0
+from dreamrun.jobs.dream import run_job
+from dreamrun.nets.build import efficientnet_lite0
 
 
 def _dream(objective, steps: int) -> torch.Tensor:

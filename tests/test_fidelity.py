@@ -15,8 +15,9 @@ from PIL import Image
 from torch import nn
 
 import tiny_net
-from dreamrun.job import load_input
-from dreamrun.models import build_model, feature_net
+from dreamrun.jobs.dream import load_input
+from dreamrun.nets.build import build_model
+from dreamrun.nets.feature_net import feature_net
 
 PHOTOS = Path(__file__).parent / "photos"
 SAMPLE_PHOTO = Path(__file__).parent.parent / "dreamrun" / "assets" / "coffee.jpg"

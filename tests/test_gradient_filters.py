@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dreamrun.gradient_filters import gaussian_cascade, gradient_filter, laplacian_normalise, luminance_only
-from dreamrun.job import load_input, run_dream
+from dreamrun.core.gradient_filters import gaussian_cascade, gradient_filter, laplacian_normalise, luminance_only
+from dreamrun.jobs.dream import load_input, run_dream
 from conftest import TINY
 
 

@@ -2,8 +2,9 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from dreamrun.graph_rewrites import BoxFilter, speed_up
-from dreamrun.models import build_model, feature_net
+from dreamrun.nets.build import build_model
+from dreamrun.nets.feature_net import feature_net
+from dreamrun.nets.rewrites import BoxFilter, speed_up
 
 
 def test_box_filter_is_the_average_pool():

@@ -1,18 +1,18 @@
-"""The layer browser: dreamrun-layers / python -m dreamrun.layers."""
+"""The layer browser: dreamrun-layers / python -m dreamrun.nets.layers."""
 import os
 import subprocess
 import sys
 
 import pytest
 
-from dreamrun.layers import describe_layers, target_presets
+from dreamrun.nets.layers import describe_layers, target_presets
 from conftest import REPO
 
 
 def run_layers(*args: str) -> subprocess.CompletedProcess:
     # tests/ on the path, so model._target_=tiny_net.build imports as a user's own module would
     path = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "dreamrun.layers", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "dreamrun.nets.layers", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": path})
 
 

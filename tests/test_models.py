@@ -8,9 +8,10 @@ import torchvision
 
 import tiny_net
 from dreamrun.errors import DreamError
-from dreamrun.job import load_input, run_dream
-from dreamrun.layers import target_presets
-from dreamrun.models import build_model, channel_counts, feature_net
+from dreamrun.jobs.dream import load_input, run_dream
+from dreamrun.nets.build import build_model
+from dreamrun.nets.feature_net import channel_counts, feature_net
+from dreamrun.nets.layers import target_presets
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from dreamrun.core.objectives import Term, check_channels, guide_match, guided, parse_target
 from dreamrun.errors import DreamError
-from dreamrun.objectives import Term, check_channels, guide_match, guided, parse_target
 
 LAYERS = ["a", "b"]
 ACTS = {"a": torch.arange(2 * 3 * 2 * 2, dtype=torch.float).view(2, 3, 2, 2), "b": torch.ones(1, 4, 3, 3)}

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from dreamrun.core.octaves import check_octaves, max_octaves, octave_sizes, resize
 from dreamrun.errors import DreamError
-from dreamrun.octaves import check_octaves, max_octaves, octave_sizes, resize
 
 
 def test_octaves_go_smallest_first_and_end_at_full_size():

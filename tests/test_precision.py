@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from dreamrun.job import load_input, prepare, run_dream
-from dreamrun.precision import autocast_dtype, cpu_has_fast_bf16
+from dreamrun.jobs.dream import load_input, prepare, run_dream
+from dreamrun.nets.precision import autocast_dtype, cpu_has_fast_bf16
 
 from conftest import TINY
 

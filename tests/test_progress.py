@@ -1,7 +1,7 @@
 import torch
 
-from dreamrun import engine
-from dreamrun.observers import ProgressBar
+from dreamrun.core import engine
+from dreamrun.outputs.progress import ProgressBar
 
 
 def run_with(bar: ProgressBar) -> None:

@@ -2,9 +2,9 @@
 import torch
 from hypothesis import assume, given, settings, strategies as st
 
-from dreamrun import engine
-from dreamrun.octaves import octave_sizes
-from dreamrun.zoom import zoom_in
+from dreamrun.core import engine
+from dreamrun.core.octaves import octave_sizes
+from dreamrun.core.zoom import zoom_in
 
 torch.manual_seed(0)
 NET = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3), torch.nn.ReLU(), torch.nn.Conv2d(6, 4, 3))

@@ -1,4 +1,4 @@
-from dreamrun.run_names import MAX_LENGTH, slug
+from dreamrun.config.run_names import MAX_LENGTH, slug
 
 
 def test_overrides_make_a_readable_name():

@@ -18,10 +18,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import REPO, TINY, run_cli, start_cli
 from dreamrun import cli
-from dreamrun.contact_sheet import Layout
-from dreamrun.run_names import fresh_dir
-from dreamrun.sweep_summary import main as summarize_main, split_axes, write_summary
-from dreamrun.sweeps import constant_keys, device_for_job
+from dreamrun.config.run_names import fresh_dir
+from dreamrun.outputs.contact_sheet import Layout
+from dreamrun.sweeps.launch import constant_keys, device_for_job
+from dreamrun.sweeps.summary import main as summarize_main, split_axes, write_summary
 
 # everything but the swept octaves; 2 steps keep each job well under a second
 BASE = [o for o in TINY if not o.startswith("octaves=")]
@@ -159,7 +159,7 @@ def test_ctrl_c_in_a_sweep_still_writes_its_summary(tmp_path):
 def test_summarize_a_sweep_killed_midway(tmp_path):
     _interrupt_midway(tmp_path, signal.SIGKILL)
     assert not (tmp_path / "summary.png").exists()
-    summarized = subprocess.run([sys.executable, "-m", "dreamrun.sweep_summary", str(tmp_path)],
+    summarized = subprocess.run([sys.executable, "-m", "dreamrun.sweeps.summary", str(tmp_path)],
                                 capture_output=True, text=True, timeout=120)
     assert summarized.returncode == 0, summarized.stderr
     assert summarized.stdout.strip() == str(tmp_path / "summary.png")

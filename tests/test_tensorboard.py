@@ -12,9 +12,9 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from dreamrun import engine
-from dreamrun.job import run_job
-from dreamrun.octaves import octave_sizes
+from dreamrun.core import engine
+from dreamrun.core.octaves import octave_sizes
+from dreamrun.jobs.dream import run_job
 
 from conftest import TINY
 
@@ -32,10 +32,8 @@ def read_run(run_dir: Path) -> EventAccumulator:
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    from hydra import compose, initialize_config_dir
-    from dreamrun.cli import config_dir
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=RUN)
+    from dreamrun.config.compose import compose_config
+    cfg = compose_config(*RUN)
     run_dir = tmp_path_factory.mktemp("run")
     run_job(cfg, run_dir, progress=False)
     return run_dir, read_run(run_dir)

@@ -1,17 +1,17 @@
 import pytest
 import torch
 
-from dreamrun import engine
+from dreamrun.core import tiles
+from dreamrun.core.tiles import resolve_tile_size
 from dreamrun.errors import DreamError
-from dreamrun.job import load_input, run_dream
-from dreamrun.tiling import resolve_tile_size
+from dreamrun.jobs.dream import load_input, run_dream
 
 from conftest import TINY
 
 
 def test_tile_bounds_cover_the_side_in_equal_parts_no_longer_than_a_tile():
     for length, tile in [(100, 32), (64, 64), (65, 64), (1000, 256)]:
-        bounds = engine.tile_bounds(length, tile)
+        bounds = tiles.tile_bounds(length, tile)
         assert bounds[0][0] == 0 and bounds[-1][1] == length
         assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
         sizes = [end - start for start, end in bounds]
@@ -27,8 +27,8 @@ def conv_objective():
 def test_tiled_gradient_equals_the_untiled_one_away_from_tile_borders():
     objective = conv_objective()
     image = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(1))
-    whole, _ = engine.gradient(image, objective)
-    tiled, _ = engine.gradient(image, objective, tile_size=32)
+    whole, _ = tiles.gradient(image, objective)
+    tiled, _ = tiles.gradient(image, objective, tile_size=32)
     reach = 4  # the gradient at a pixel involves outputs 2 px away, which see 2 px further
     far = torch.ones(64, 96, dtype=torch.bool)
     for border in (32,):
@@ -43,8 +43,8 @@ def test_tiled_gradient_equals_the_untiled_one_away_from_tile_borders():
 def test_tiled_values_are_the_whole_images_objective():
     objective = conv_objective()
     image = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(1))
-    _, whole = engine.gradient(image, objective)
-    _, tiled = engine.gradient(image, objective, tile_size=32)
+    _, whole = tiles.gradient(image, objective)
+    _, tiled = tiles.gradient(image, objective, tile_size=32)
     assert tiled["loss"].item() == pytest.approx(whole["loss"].item(), rel=0.05)
 
 

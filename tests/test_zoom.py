@@ -13,11 +13,11 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import REPO, run_cli, start_cli
-from dreamrun.animation import find_ffmpeg
+from dreamrun.core.zoom import zoom_dream, zoom_in
 from dreamrun.errors import DreamError
-from dreamrun.observers import FrameProgressBar
-from dreamrun.zoom import zoom_dream, zoom_in
-from dreamrun.zoom_job import run_zoom_job
+from dreamrun.jobs.zoom import run_zoom_job
+from dreamrun.outputs.animation import find_ffmpeg
+from dreamrun.outputs.progress import FrameProgressBar
 
 # noise from the seed, 1 step per frame on the offline network: a frame takes a few ms at 64 px
 ZOOM = ["mode=zoom", "model=efficientnet_lite0", "input=noise", "input.size=64", "device=cpu",

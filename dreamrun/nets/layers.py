@@ -2,8 +2,8 @@
 and the target presets made for it. Offline: the network is built with random weights.
 
     dreamrun-layers model=vgg16
-    python -m dreamrun.layers model=efficientnet_lite0
-    python -m dreamrun.layers model=custom model._target_=mypkg.nets.build '+model.layers={head: head}'
+    python -m dreamrun.nets.layers model=efficientnet_lite0
+    python -m dreamrun.nets.layers model=custom model._target_=mypkg.nets.build '+model.layers={head: head}'
 """
 import math
 import re
@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dreamrun.cli import config_dir
+from dreamrun.config.compose import compose_config, config_dir
+from dreamrun.config.schema import ModelConfig
 from dreamrun.errors import EXIT_USER_ERROR, DreamError
-from dreamrun.models import build_architecture, class_names, feature_net
-from dreamrun.schema import ModelConfig, register_configs
+from dreamrun.nets.build import build_architecture, class_names
+from dreamrun.nets.feature_net import feature_net
 
 PROBE_SIDE = 256  # the probe image's side: big enough for every preset's deepest layer
 
@@ -91,10 +91,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if any(arg in ("-h", "--help") for arg in overrides):
         print(__doc__.strip())
         return
-    register_configs()
     try:
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
+        cfg = compose_config(*overrides)
         print(render(cfg.model, list(cfg.target)))
     except (HydraException, OmegaConfBaseException) as e:
         print(f"dreamrun-layers: {str(e).strip().splitlines()[0]}", file=sys.stderr)

@@ -5,10 +5,9 @@ the CLI summarises the sweep after Hydra returns, however the sweep ended.
 """
 from typing import Any, Optional, Sequence
 
-import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, open_dict, read_write
 
 EXCLUDE_KEYS = "hydra.job.config.override_dirname.exclude_keys"
 
@@ -59,8 +58,3 @@ def device_for_job(device: str, job_num: int, gpu_count: int) -> str:
     if device != "auto" or gpu_count < 2:
         return device
     return f"cuda:{job_num % gpu_count}"
-
-
-def register_resolvers() -> None:
-    # the submitit_local preset asks for every GPU here, so device_for_job can share them out
-    OmegaConf.register_new_resolver("dreamrun_gpu_count", lambda: torch.cuda.device_count(), replace=True)

@@ -11,7 +11,7 @@ from typing import Iterator, Optional, Sequence
 
 from PIL import Image
 
-from dreamrun.images import atomic_path, save_bytes
+from dreamrun.outputs.files import atomic_path, save_bytes
 
 
 def _frames(paths: Sequence[Path], max_side: Optional[int]) -> Iterator[Image.Image]:

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from dreamrun.images import save_json
+from dreamrun.outputs.files import save_json
 
 RESULT_FILE = "result.json"
 COMPLETED, FAILED, INTERRUPTED = "completed", "failed", "interrupted"

@@ -15,12 +15,12 @@ from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-from dreamrun.config_keys import flatten_config
-from dreamrun.heatmaps import heatmap
-from dreamrun.images import to_pil
-from dreamrun.engine import unroll
-from dreamrun.observers import Observer
-from dreamrun.octaves import resize
+from dreamrun.config.keys import flatten_config
+from dreamrun.core.engine import unroll
+from dreamrun.core.observers import Observer
+from dreamrun.core.octaves import resize
+from dreamrun.outputs.heatmaps import heatmap
+from dreamrun.outputs.images import to_pil
 
 FeatureMaps = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]  # image -> {target: (1, C, h, w)}
 # the maps the objective computed at the last step, for an image of the given (H, W), else None

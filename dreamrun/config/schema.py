@@ -17,7 +17,7 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 @dataclass
 class ModelConfig:
     name: str = MISSING
-    arch: Optional[str] = None  # a torchvision.models builder name, or one of dreamrun.models.BUILDERS
+    arch: Optional[str] = None  # a torchvision.models builder name, or one of dreamrun.nets.build.BUILDERS
     # or, for your own network: the import path of a function that builds it (mypkg.nets.build)
     _target_: Optional[str] = None
     weights: Optional[str] = None  # weights name, path to a state-dict file, or None (random)

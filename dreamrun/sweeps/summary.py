@@ -21,10 +21,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from PIL import Image, UnidentifiedImageError
 
-from dreamrun.contact_sheet import Layout, Tile, contact_sheet
 from dreamrun.errors import EXIT_USER_ERROR
-from dreamrun.images import save_png, save_text
-from dreamrun.job_record import COMPLETED, FAILED, JobRecord, read_record
+from dreamrun.jobs.record import COMPLETED, FAILED, JobRecord, read_record
+from dreamrun.outputs.contact_sheet import Layout, Tile, contact_sheet
+from dreamrun.outputs.files import save_text
+from dreamrun.outputs.images import save_png
 
 UNFINISHED = "unfinished"  # started, no result.json: killed, or still running
 NOT_RUN = "not run"  # in the sweep's grid, never started

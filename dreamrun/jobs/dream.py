@@ -15,18 +15,22 @@ from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dreamrun import engine
+from dreamrun.config.schema import DreamConfig, InputKind
+from dreamrun.core import engine
+from dreamrun.core.gradient_filters import GradientFilter, gradient_filter
+from dreamrun.core.objectives import Objective, check_channels, guided, parse_target
+from dreamrun.core.observers import LastStep, Observer
+from dreamrun.core.octaves import check_octaves, resize
+from dreamrun.core.tiles import resolve_tile_size
 from dreamrun.errors import DreamError
-from dreamrun.images import load_image, noise, resize_long_side, sample_image, save_json, save_png, to_pil, to_tensor
-from dreamrun.gradient_filters import GradientFilter, gradient_filter
-from dreamrun.models import FeatureNet, build_model, channel_counts, class_names, feature_net
-from dreamrun.objectives import Objective, check_channels, guided, parse_target
-from dreamrun.observers import LastStep, Observer, OctaveImages, ProgressBar
-from dreamrun.octaves import check_octaves, resize
-from dreamrun.precision import autocast_dtype
-from dreamrun.schema import DreamConfig, InputKind
-from dreamrun.tensorboard_logger import TensorBoardLogger, log_config, log_hparams
-from dreamrun.tiling import resolve_tile_size
+from dreamrun.nets.build import build_model, class_names
+from dreamrun.nets.feature_net import FeatureNet, channel_counts, feature_net
+from dreamrun.nets.precision import autocast_dtype
+from dreamrun.outputs.files import save_json
+from dreamrun.outputs.images import load_image, noise, resize_long_side, sample_image, save_png, to_pil, to_tensor
+from dreamrun.outputs.octave_images import OctaveImages
+from dreamrun.outputs.progress import ProgressBar
+from dreamrun.outputs.tensorboard import TensorBoardLogger, log_config, log_hparams
 
 log = logging.getLogger(__name__)
 

@@ -22,19 +22,21 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dreamrun.animation import encode_animation, find_ffmpeg, save_animation, save_mp4
-from dreamrun.config_keys import flatten_config
+from dreamrun.outputs.animation import encode_animation, find_ffmpeg, save_animation, save_mp4
+from dreamrun.config.keys import flatten_config
 from dreamrun.errors import DreamError
-from dreamrun.images import save_json, save_png, to_pil, to_tensor
-from dreamrun.job import (Dreamer, build_dreamer, compile_target, configured_gradient_filter, load_input,
+from dreamrun.outputs.files import save_json
+from dreamrun.outputs.images import save_png, to_pil, to_tensor
+from dreamrun.jobs.dream import (Dreamer, build_dreamer, compile_target, configured_gradient_filter, load_input,
                           setup_device, validate)
-from dreamrun.models import class_names
-from dreamrun.objectives import Objective, parse_target
-from dreamrun.observers import FrameProgressBar, Observer
-from dreamrun.octaves import check_octaves
-from dreamrun.schema import DreamConfig
-from dreamrun.tensorboard_logger import ZoomTensorBoardLogger, log_config, log_encoded_image
-from dreamrun.zoom import zoom_dream
+from dreamrun.config.schema import DreamConfig
+from dreamrun.core.objectives import Objective, parse_target
+from dreamrun.core.observers import Observer
+from dreamrun.core.octaves import check_octaves
+from dreamrun.core.zoom import zoom_dream
+from dreamrun.nets.build import class_names
+from dreamrun.outputs.progress import FrameProgressBar
+from dreamrun.outputs.tensorboard import ZoomTensorBoardLogger, log_config, log_encoded_image
 
 log = logging.getLogger(__name__)
 

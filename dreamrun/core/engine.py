@@ -1,20 +1,16 @@
 """The DeepDream engine: gradient ascent on the image over a pyramid of octaves.
 
 Pure: tensors and plain parameters in, a tensor out. No files, no logging; progress is
-reported to observers (see dreamrun.observers), the way Lightning calls callbacks.
+reported to observers (see dreamrun.core.observers), the way Lightning calls callbacks.
 """
-import math
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import torch
 
-from dreamrun.gradient_filters import GradientFilter
-from dreamrun.observers import Observer
-from dreamrun.octaves import octave_sizes, resize
-
-# image (1, 3, H, W) in [0, 1] -> scalar objective to maximise, or a dict holding it under
-# "loss" beside other named values that observers get to see (e.g. each target's activation)
-ObjectiveFn = Callable[[torch.Tensor], Union[torch.Tensor, Mapping[str, torch.Tensor]]]
+from dreamrun.core.gradient_filters import GradientFilter
+from dreamrun.core.observers import Observer
+from dreamrun.core.octaves import octave_sizes, resize
+from dreamrun.core.tiles import ObjectiveFn, gradient
 
 
 class NonFiniteError(ArithmeticError):
@@ -38,42 +34,6 @@ def roll(image: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
 
 def unroll(image: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
     return torch.roll(image, shifts=(-shift[0], -shift[1]), dims=(-2, -1))
-
-
-def _as_values(out: Union[torch.Tensor, Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return dict(out) if isinstance(out, Mapping) else {"loss": out}
-
-
-def tile_bounds(length: int, tile_size: int) -> list[tuple[int, int]]:
-    """Split [0, length) into the fewest equal parts no longer than tile_size."""
-    parts = max(1, math.ceil(length / tile_size))
-    return [(round(i * length / parts), round((i + 1) * length / parts)) for i in range(parts)]
-
-
-def gradient(image: torch.Tensor, objective: ObjectiveFn,
-             tile_size: Optional[int] = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The objective's gradient at image (1, 3, H, W) and its values, detached.
-
-    With tile_size, tile by tile so memory is bounded by a tile: each tile's objective counts by
-    its share of the image's pixels, so away from tile borders the gradient equals the untiled one.
-    """
-    height, width = image.shape[-2:]
-    if not tile_size or (height <= tile_size and width <= tile_size):
-        image = image.detach().requires_grad_(True)
-        values = _as_values(objective(image))
-        (grad,) = torch.autograd.grad(values["loss"], image)
-        return grad, {name: value.detach() for name, value in values.items()}
-    grad = torch.empty_like(image)
-    totals: dict[str, torch.Tensor] = {}
-    for y0, y1 in tile_bounds(height, tile_size):
-        for x0, x1 in tile_bounds(width, tile_size):
-            tile = image[..., y0:y1, x0:x1].detach().requires_grad_(True)
-            share = (y1 - y0) * (x1 - x0) / (height * width)
-            values = _as_values(objective(tile))
-            (grad[..., y0:y1, x0:x1],) = torch.autograd.grad(values["loss"] * share, tile)
-            for name, value in values.items():
-                totals[name] = totals.get(name, 0) + share * value.detach()
-    return grad, totals
 
 
 def ascent_step(

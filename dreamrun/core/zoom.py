@@ -9,9 +9,9 @@ from typing import Callable, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from dreamrun.engine import ObjectiveFn, dream
-from dreamrun.gradient_filters import GradientFilter
-from dreamrun.observers import Observer
+from dreamrun.core.engine import ObjectiveFn, dream
+from dreamrun.core.gradient_filters import GradientFilter
+from dreamrun.core.observers import Observer
 
 
 def zoom_in(image: torch.Tensor, factor: float, rotation: float = 0.0) -> torch.Tensor:

@@ -1,0 +1,40 @@
+"""Where the config tree is, and composing it: one function for the API, the layer browser, the tests
+and the benchmarks, giving exactly what `python -m dreamrun OVERRIDES` would run with.
+
+    cfg = compose_config("model=efficientnet_lite0", "target=block_12", "octaves=3")
+"""
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from dreamrun.config import run_names
+from dreamrun.config.schema import register_configs
+
+
+def config_dir() -> str:
+    """conf/ shipped inside an installed package, else the source checkout's top-level conf/."""
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "conf"
+    return str(packaged if (packaged / "config.yaml").is_file() else package.parent / "conf")
+
+
+def _gpu_count() -> int:
+    import torch  # only a sweep's launcher config asks, so the CLI's start need not import torch
+
+    return torch.cuda.device_count()
+
+
+def register() -> None:
+    """The schema and the resolvers the config tree uses; safe to call again."""
+    register_configs()
+    run_names.register_resolvers()
+    # the submitit_local preset asks for every GPU here, so sweeps.launch.device_for_job can share them out
+    OmegaConf.register_new_resolver("dreamrun_gpu_count", _gpu_count, replace=True)
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """The config `python -m dreamrun OVERRIDES` runs with (Hydra's own keys aside)."""
+    register()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))

@@ -1,0 +1,2 @@
+"""Networks: presets to nn.Module, weights, the truncated and rewritten feature network, precision,
+and the layer browser."""

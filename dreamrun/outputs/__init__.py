@@ -1,0 +1,1 @@
+"""What jobs write: images and atomic files, TensorBoard, heat-maps, animations, contact sheets."""
