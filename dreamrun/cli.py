@@ -11,7 +11,6 @@ import warnings
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
@@ -20,11 +19,8 @@ from dreamrun.config.compose import config_dir, register
 from dreamrun.config.schema import DreamConfig, Mode
 from dreamrun.errors import EXIT_SWEEP_FAILED, EXIT_USER_ERROR, DreamError
 from dreamrun.jobs import interrupts
-from dreamrun.jobs.dream import run_job
 from dreamrun.jobs.record import COMPLETED, FAILED, INTERRUPTED, OUTPUT_FILES, JobRecord, clear_results, has_results
-from dreamrun.jobs.zoom import run_zoom_job
 from dreamrun.sweeps import launch as sweeps
-from dreamrun.sweeps.summary import report, write_summary
 
 log = logging.getLogger("dreamrun")
 
@@ -46,6 +42,12 @@ register()
 def app(cfg: DreamConfig) -> None:
     """One job. Its outcome always lands in result.json; in a sweep a failed job returns normally,
     so the launcher goes on with the others and the sweep's summary reports it."""
+    # torch and the jobs load here, not at the top: --help and config errors answer without them
+    import torch
+
+    from dreamrun.jobs.dream import run_job
+    from dreamrun.jobs.zoom import run_zoom_job
+
     interrupts.install()  # in a worker process too (joblib, submitit)
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -141,6 +143,8 @@ def main() -> None:
         exit_status = e.code
     sweep_dir = sweeps.started_sweep_dir()
     if sweep_dir and Path(sweep_dir).is_dir():  # however the sweep ended: summarise what finished
+        from dreamrun.sweeps.summary import report, write_summary
+
         summary = write_summary(sweep_dir)
         print(report(summary), file=sys.stderr)
         print(Path(sweep_dir) / "summary.png", flush=True)

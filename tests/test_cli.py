@@ -14,7 +14,7 @@ import torchvision
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TINY, default_signals, run_cli, start_cli
+from conftest import REPO, TINY, default_signals, run_cli, start_cli
 
 
 def test_cli_dream_writes_a_run_dir_and_prints_the_dream_path_last(tmp_path):
@@ -134,3 +134,18 @@ def test_a_sweep_dir_with_results_is_not_overwritten_unless_asked(tmp_path):
     assert run_cli("-m", *sweep).returncode == 0
     again = run_cli("-m", *sweep)
     assert again.returncode == 2 and "already holds the results of a sweep" in again.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["octave=3"]])
+def test_help_and_config_errors_answer_without_importing_torch(args):
+    """They need neither torch nor torchvision, which take seconds to import."""
+    script = ("import sys\n"
+              f"sys.argv = ['dreamrun', *{args!r}]\n"
+              "from dreamrun import cli\n"
+              "try:\n"
+              "    cli.main()\n"
+              "except SystemExit:\n"
+              "    pass\n"
+              "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules), file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr

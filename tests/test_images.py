@@ -3,7 +3,8 @@ import pytest
 from PIL import Image
 
 from dreamrun.errors import DreamError
-from dreamrun.outputs.images import load_image, resize_long_side, sample_image, save_png, to_pil, to_tensor
+from dreamrun.outputs.files import save_png
+from dreamrun.outputs.images import load_image, resize_long_side, sample_image, to_pil, to_tensor
 
 EXIF_ORIENTATION = 0x0112
 

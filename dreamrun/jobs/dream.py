@@ -26,8 +26,8 @@ from dreamrun.errors import DreamError
 from dreamrun.nets.build import build_model, class_names
 from dreamrun.nets.feature_net import FeatureNet, channel_counts, feature_net
 from dreamrun.nets.precision import autocast_dtype
-from dreamrun.outputs.files import save_json
-from dreamrun.outputs.images import load_image, noise, resize_long_side, sample_image, save_png, to_pil, to_tensor
+from dreamrun.outputs.files import save_json, save_png
+from dreamrun.outputs.images import load_image, noise, resize_long_side, sample_image, to_pil, to_tensor
 from dreamrun.outputs.octave_images import OctaveImages
 from dreamrun.outputs.progress import ProgressBar
 from dreamrun.outputs.tensorboard import TensorBoardLogger, log_config, log_hparams

@@ -25,8 +25,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from dreamrun.outputs.animation import encode_animation, find_ffmpeg, save_animation, save_mp4
 from dreamrun.config.keys import flatten_config
 from dreamrun.errors import DreamError
-from dreamrun.outputs.files import save_json
-from dreamrun.outputs.images import save_png, to_pil, to_tensor
+from dreamrun.outputs.files import save_json, save_png
+from dreamrun.outputs.images import to_pil, to_tensor
 from dreamrun.jobs.dream import (Dreamer, build_dreamer, compile_target, configured_gradient_filter, load_input,
                           setup_device, validate)
 from dreamrun.config.schema import DreamConfig

@@ -38,6 +38,11 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], Any]) -> None:
         write(f)
 
 
+def save_png(image: Any, path: str | os.PathLike) -> None:
+    """A Pillow image as a PNG file."""
+    write_atomic(Path(path), lambda f: image.save(f, format="PNG"))
+
+
 def save_bytes(data: bytes, path: str | os.PathLike) -> None:
     write_atomic(Path(path), lambda f: f.write(data))
 

@@ -1,4 +1,4 @@
-"""Images in and out: any Pillow-readable file to an RGB tensor in [0, 1], and back, written atomically."""
+"""Images in and out: any Pillow-readable file to an RGB tensor in [0, 1], and a tensor back to a Pillow image."""
 import os
 import warnings
 from importlib import resources
@@ -10,7 +10,6 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dreamrun.errors import DreamError
-from dreamrun.outputs.files import write_atomic
 
 SAMPLE_IMAGE = "coffee.jpg"
 MIN_SIDE = 16  # px: smaller is an icon or a mistake, not a picture to upscale and dream on
@@ -86,7 +85,3 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 def noise(size: int, generator: torch.Generator) -> torch.Tensor:
     """Mid-grey uniform noise, drawn on the CPU so the same seed gives the same noise on any device."""
     return 0.5 + 0.2 * (torch.rand(1, 3, size, size, generator=generator) - 0.5)
-
-
-def save_png(image: Image.Image, path: str | os.PathLike) -> None:
-    write_atomic(Path(path), lambda f: image.save(f, format="PNG"))

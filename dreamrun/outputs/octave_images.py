@@ -2,7 +2,8 @@
 from pathlib import Path
 
 from dreamrun.core.observers import Observer
-from dreamrun.outputs.images import save_png, to_pil
+from dreamrun.outputs.files import save_png
+from dreamrun.outputs.images import to_pil
 
 
 class OctaveImages(Observer):

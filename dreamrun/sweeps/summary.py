@@ -24,8 +24,8 @@ from PIL import Image, UnidentifiedImageError
 from dreamrun.errors import EXIT_USER_ERROR
 from dreamrun.jobs.record import COMPLETED, FAILED, JobRecord, read_record
 from dreamrun.outputs.contact_sheet import Layout, Tile, contact_sheet
-from dreamrun.outputs.files import save_text
-from dreamrun.outputs.images import save_png
+from dreamrun.outputs.files import save_png, save_text
+
 
 UNFINISHED = "unfinished"  # started, no result.json: killed, or still running
 NOT_RUN = "not run"  # in the sweep's grid, never started
