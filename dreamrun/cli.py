@@ -42,13 +42,17 @@ register()
 def app(cfg: DreamConfig) -> None:
     """One job. Its outcome always lands in result.json; in a sweep a failed job returns normally,
     so the launcher goes on with the others and the sweep's summary reports it."""
+    with interrupts.handled():  # in a worker process too (joblib, submitit)
+        _run_job(cfg)
+
+
+def _run_job(cfg: DreamConfig) -> None:
     # torch and the jobs load here, not at the top: --help and config errors answer without them
     import torch
 
     from dreamrun.jobs.dream import run_job
     from dreamrun.jobs.zoom import run_zoom_job
 
-    interrupts.install()  # in a worker process too (joblib, submitit)
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
@@ -132,7 +136,13 @@ def _refuse(message: str) -> None:
 def main() -> None:
     _check_launcher(sys.argv[1:])
     _check_not_overwriting(sys.argv[1:])
-    interrupts.install()
+    with interrupts.handled():
+        exit_status = _launch()
+    sys.exit(exit_status)
+
+
+def _launch() -> int:
+    """Run the app (a job or a sweep); summarise a sweep however it ended. Returns the exit status."""
     exit_status = 0
     try:
         app()
@@ -150,7 +160,7 @@ def main() -> None:
         print(Path(sweep_dir) / "summary.png", flush=True)
         if not exit_status and not summary.all_completed:
             exit_status = EXIT_SWEEP_FAILED
-    sys.exit(exit_status)
+    return exit_status
 
 
 if __name__ == "__main__":

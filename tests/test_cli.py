@@ -95,18 +95,35 @@ def test_a_second_signal_exits_at_once(tmp_path):
     script = (
         "import os, signal, time\n"
         "from dreamrun.jobs import interrupts\n"
-        "interrupts.install()\n"
-        "try:\n"
-        "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
-        "except KeyboardInterrupt:\n"
-        "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
-        f"    open({str(marker)!r}, 'w').close()\n"
+        "with interrupts.handled():\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
+        "    except KeyboardInterrupt:\n"
+        "        os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
+        f"        open({str(marker)!r}, 'w').close()\n"
     )
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                           preexec_fn=default_signals)
     assert proc.returncode == 130 and not marker.exists()
     assert time.monotonic() - started < 4  # did not sit out the cleanup's sleep
+
+
+def test_signal_handlers_are_dreamruns_only_while_a_job_runs():
+    """A notebook or host program gets its own SIGINT and SIGTERM handlers back after the block."""
+    from dreamrun.jobs import interrupts
+
+    host = lambda signum, frame: None  # the host program's own handler  # noqa: E731
+    saved = {s: signal.signal(s, host) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with interrupts.handled():
+            assert signal.getsignal(signal.SIGINT) is not host
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)
+        assert all(signal.getsignal(s) is host for s in saved)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def test_a_run_dir_with_results_is_not_overwritten_unless_asked(tmp_path):

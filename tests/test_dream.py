@@ -222,3 +222,18 @@ def test_an_octaves_dream_is_carried_to_full_size_with_its_detail():
     assert torch.allclose(at_full_size(small, image), image)  # nothing dreamed yet: the input
     brighter = at_full_size((small + 0.1).clamp(0, 1), image)
     assert brighter.shape == image.shape and 0.05 < (brighter - image).mean() < 0.1
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_cudnn_autotuning_is_on_only_while_a_dream_runs(device):
+    """A notebook's other work keeps its own cudnn.benchmark setting."""
+    from dreamrun.jobs.dream import cudnn_autotuned
+
+    saved = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        with cudnn_autotuned(torch.device(device)):
+            assert torch.backends.cudnn.benchmark is (device == "cuda")
+        assert torch.backends.cudnn.benchmark is False
+    finally:
+        torch.backends.cudnn.benchmark = saved

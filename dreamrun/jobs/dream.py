@@ -5,10 +5,11 @@ Shared by the CLI (dreamrun.cli), the Python API (dreamrun.dream) and the tests.
 import logging
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from enum import Enum
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from omegaconf import OmegaConf
@@ -179,10 +180,20 @@ def prepare(cfg: DreamConfig, height: int, width: int) -> Dreamer:
 
 def setup_device(cfg: DreamConfig) -> torch.device:
     device = resolve_device(cfg.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # each octave's size is tuned once, then reused
     torch.manual_seed(cfg.seed)  # random weights (model.weights=null) depend on it
     return device
+
+
+@contextmanager
+def cudnn_autotuned(device: torch.device) -> Iterator[None]:
+    """cudnn.benchmark on CUDA while the block runs (each octave's size is tuned once, then reused),
+    then as it was: a notebook's other work keeps its own setting."""
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = previous or device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 def objective_gain(before: float, after: float) -> Optional[float]:
@@ -202,13 +213,14 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
     image = image.to(device)
     before = dreamer.activations(image)
     start = time.perf_counter()
-    dreamed = engine.dream(
-        image, dreamer,
-        octaves=cfg.octaves, octave_scale=cfg.octave_scale, steps=cfg.steps,
-        step_size=cfg.step_size, max_shift=cfg.jitter.max_shift,
-        generator=generator, tile_size=dreamer.tile_size, observers=observers,
-        gradient_filter=configured_gradient_filter(cfg),
-    )
+    with cudnn_autotuned(device):
+        dreamed = engine.dream(
+            image, dreamer,
+            octaves=cfg.octaves, octave_scale=cfg.octave_scale, steps=cfg.steps,
+            step_size=cfg.step_size, max_shift=cfg.jitter.max_shift,
+            generator=generator, tile_size=dreamer.tile_size, observers=observers,
+            gradient_filter=configured_gradient_filter(cfg),
+        )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start

@@ -8,8 +8,9 @@ so what is there is whole.
 import os
 import signal
 import threading
+from contextlib import contextmanager
 from types import FrameType
-from typing import Optional
+from typing import Iterator, Optional
 
 from dreamrun.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 
@@ -29,16 +30,29 @@ def _handle(signum: int, frame: Optional[FrameType]) -> None:
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-def install() -> None:
-    """Handle SIGINT and SIGTERM in this process (signal handlers live in the main thread only).
+@contextmanager
+def handled() -> Iterator[None]:
+    """Handle SIGINT and SIGTERM this way while the block runs, then put back the handlers there were
+    before, so a notebook or a host program keeps its own (signal handlers live in the main thread only).
 
     A signal this process was started ignoring (`nohup`, `cmd &` in a script) stays ignored.
     """
+    global _received
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is not signal.SIG_IGN:
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    outermost = _handle not in previous.values()
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:
             signal.signal(signum, _handle)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if outermost:
+            _received = None
 
 
 def exit_status(interrupt: KeyboardInterrupt) -> int:

@@ -22,19 +22,19 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dreamrun.outputs.animation import encode_animation, find_ffmpeg, save_animation, save_mp4
 from dreamrun.config.keys import flatten_config
-from dreamrun.errors import DreamError
-from dreamrun.outputs.files import save_json, save_png
-from dreamrun.outputs.images import to_pil, to_tensor
-from dreamrun.jobs.dream import (Dreamer, build_dreamer, compile_target, configured_gradient_filter, load_input,
-                          setup_device, validate)
 from dreamrun.config.schema import DreamConfig
 from dreamrun.core.objectives import Objective, parse_target
 from dreamrun.core.observers import Observer
 from dreamrun.core.octaves import check_octaves
 from dreamrun.core.zoom import zoom_dream
+from dreamrun.errors import DreamError
+from dreamrun.jobs.dream import (Dreamer, build_dreamer, compile_target, configured_gradient_filter, cudnn_autotuned,
+                                 load_input, setup_device, validate)
 from dreamrun.nets.build import class_names
+from dreamrun.outputs.animation import encode_animation, find_ffmpeg, save_animation, save_mp4
+from dreamrun.outputs.files import save_json, save_png
+from dreamrun.outputs.images import to_pil, to_tensor
 from dreamrun.outputs.progress import FrameProgressBar
 from dreamrun.outputs.tensorboard import ZoomTensorBoardLogger, log_config, log_encoded_image
 
@@ -177,7 +177,7 @@ def run_zoom_job(cfg: DreamConfig, run_dir: Path, progress: Optional[bool] = Non
     clock = time.perf_counter()
     try:
         if start < cfg.zoom.frames:
-            with logging_redirect_tqdm():
+            with logging_redirect_tqdm(), cudnn_autotuned(dreamer.device):
                 zoom_dream(image.to(dreamer.device),
                            lambda frame: dreamers[frame // cfg.zoom.frames_per_target % len(dreamers)],
                            frames=cfg.zoom.frames, start=start, factor=cfg.zoom.factor, rotation=cfg.zoom.rotation,
