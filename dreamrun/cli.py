@@ -12,14 +12,13 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 
 from dreamrun.config.compose import config_dir, register
 from dreamrun.config.schema import DreamConfig, Mode
 from dreamrun.errors import EXIT_SWEEP_FAILED, EXIT_USER_ERROR, DreamError
 from dreamrun.jobs import interrupts
-from dreamrun.jobs.record import COMPLETED, FAILED, INTERRUPTED, OUTPUT_FILES, JobRecord, clear_results, has_results
+from dreamrun.jobs.record import COMPLETED, FAILED, INTERRUPTED, OUTPUT_FILES, JobRecord, clear_results
 from dreamrun.sweeps import launch as sweeps
 
 log = logging.getLogger("dreamrun")
@@ -100,27 +99,6 @@ def _check_launcher(argv: list[str]) -> None:
                     "from the cluster's login node, or try it locally with hydra/launcher=submitit_local")
 
 
-def _check_not_overwriting(argv: list[str]) -> None:
-    """An explicit hydra.run.dir / hydra.sweep.dir that already holds results is refused before Hydra
-    writes its .hydra/ record over the old one, unless overwrite=true (or resume=true for a zoom)."""
-    try:
-        overrides = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(
-            [arg for arg in argv if not arg.startswith("-")])}
-    except Exception:
-        return  # Hydra will say what is wrong with the command line
-    if str(overrides.get("overwrite")).lower() == "true":
-        return
-    sweep = "-m" in argv or "--multirun" in argv
-    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
-    if key not in overrides:
-        return  # the default dirs are new for every run
-    where = Path(str(overrides[key]))
-    taken = any(has_results(job) for job in where.glob("*/")) if sweep else has_results(where)
-    if taken and not (not sweep and str(overrides.get("resume")).lower() == "true"):
-        _refuse(f"{where} already holds the results of a {'sweep' if sweep else 'run'}: choose another "
-                f"{key}, or pass overwrite=true to replace them")
-
-
 def _importable(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -135,7 +113,6 @@ def _refuse(message: str) -> None:
 
 def main() -> None:
     _check_launcher(sys.argv[1:])
-    _check_not_overwriting(sys.argv[1:])
     with interrupts.handled():
         exit_status = _launch()
     sys.exit(exit_status)

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import REPO, run_cli, start_cli
+from conftest import REPO, TINY, run_cli, start_cli
 from dreamrun.core.zoom import zoom_dream, zoom_in
 from dreamrun.errors import DreamError
 from dreamrun.jobs.zoom import run_zoom_job
@@ -163,6 +163,22 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     more = run_cli(*ZOOM, "zoom.frames=3", "resume=true", f"hydra.run.dir={tmp_path}")
     assert more.returncode == 0, more.stderr  # more frames: allowed, it continues
     assert len(list((tmp_path / "frames").glob("*.png"))) == 3
+    finished = snapshot(tmp_path)
     other = run_cli(*ZOOM, "zoom.frames=4", "zoom.factor=0.05", "resume=true", f"hydra.run.dir={tmp_path}")
     assert other.returncode == 2
     assert "cannot resume" in other.stderr and "zoom.factor" in other.stderr
+    # refused before anything was written: result.json, .hydra/ and every frame as they were
+    assert snapshot(tmp_path) == finished
+
+
+def snapshot(run_dir):
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def test_resume_is_for_zooms_and_never_rewrites_a_finished_dream(tmp_path):
+    first = run_cli(*TINY, f"hydra.run.dir={tmp_path}")
+    assert first.returncode == 0, first.stderr
+    finished = snapshot(tmp_path)
+    again = run_cli(*TINY, "resume=true", f"hydra.run.dir={tmp_path}")
+    assert again.returncode == 2 and "resume=true continues a zoom" in again.stderr
+    assert snapshot(tmp_path) == finished

@@ -8,7 +8,6 @@ state) are written atomically, so a run killed at any point resumes after its la
 and makes exactly the frames an uninterrupted run would have made.
 """
 import base64
-import json
 import logging
 import math
 import time
@@ -22,7 +21,6 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dreamrun.config.keys import flatten_config
 from dreamrun.config.schema import DreamConfig
 from dreamrun.core.objectives import Objective, parse_target
 from dreamrun.core.observers import Observer
@@ -31,6 +29,7 @@ from dreamrun.core.zoom import zoom_dream
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dream import (Dreamer, build_dreamer, compile_target, configured_gradient_filter, cudnn_autotuned,
                                  load_input, setup_device, validate)
+from dreamrun.jobs.zoom_state import FRAMES_DIR, STATE_FILE, fingerprint, read_state
 from dreamrun.nets.build import class_names
 from dreamrun.outputs.animation import encode_animation, find_ffmpeg, save_animation, save_mp4
 from dreamrun.outputs.files import save_json, save_png
@@ -40,12 +39,7 @@ from dreamrun.outputs.tensorboard import ZoomTensorBoardLogger, log_config, log_
 
 log = logging.getLogger(__name__)
 
-FRAMES_DIR = "frames"
-STATE_FILE = "zoom_state.json"
 TENSORBOARD_ANIMATION_SIDE = 256  # px: the animation in TensorBoard is a preview; the files are full size
-# keys a resumed run may change without changing the frames: how many, how they are shown, how fast
-RESUMABLE = {"resume", "device", "compile", "channels_last", "tile", "log", "mode",
-             "zoom.frames", "zoom.fps", "zoom.animation", "zoom.log_every"}
 
 
 @dataclass
@@ -90,11 +84,6 @@ def frame_objectives(cfg: DreamConfig) -> list[Objective]:
     return objectives
 
 
-def fingerprint(cfg: DreamConfig) -> dict[str, Any]:
-    """Everything in cfg that shapes the frames: a resumed run must match it."""
-    return flatten_config(cfg, skip=RESUMABLE)
-
-
 class FrameWriter(Observer):
     """frames/<k>.png, then zoom_state.json naming it: both atomic, the state only after its frame."""
 
@@ -116,18 +105,9 @@ def frame_path(run_dir: Path, frame: int) -> Path:
 
 def resume_point(run_dir: Path, config: dict[str, Any]) -> Optional[tuple[int, torch.Tensor, torch.Tensor]]:
     """(last saved frame, its image (1, 3, H, W), the RNG state after it), or None if nothing was saved."""
-    try:
-        state = json.loads((run_dir / STATE_FILE).read_text())
-    except FileNotFoundError:
+    state = read_state(run_dir, config)
+    if state is None:
         return None
-    except json.JSONDecodeError:
-        raise DreamError(f"cannot resume: {run_dir / STATE_FILE} is damaged") from None
-    changed = sorted(key for key in config.keys() | state["config"].keys()
-                     if config.get(key) != state["config"].get(key))
-    if changed:
-        raise DreamError(f"cannot resume {run_dir}: its frames were made with other settings of "
-                         f"{', '.join(changed)}; resume with the same ones (only zoom.frames, zoom.fps, "
-                         "zoom.animation, logging and speed settings may change)")
     frame = state["frame"]
     try:
         with Image.open(frame_path(run_dir, frame)) as saved:

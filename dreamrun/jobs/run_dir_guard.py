@@ -1,0 +1,55 @@
+"""The run-dir guard: a Hydra callback that refuses a run dir holding an earlier run's results before
+Hydra writes anything into it (its .hydra/ record included), unless overwrite=true, or resume=true for
+a zoom whose saved frames were made with the same settings."""
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, open_dict
+
+from dreamrun.config.schema import Mode
+from dreamrun.errors import EXIT_USER_ERROR, DreamError
+from dreamrun.jobs.record import has_results
+from dreamrun.jobs.zoom_state import fingerprint, read_state
+
+
+def _refuse(message: str) -> None:
+    print(f"dreamrun: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def _task_config(config: DictConfig) -> DictConfig:
+    task = copy.deepcopy(config)
+    with open_dict(task):
+        del task["hydra"]
+    return task
+
+
+def check_run_dir(config: DictConfig) -> None:
+    """Raise DreamError if this single run may not write into hydra.run.dir."""
+    run_dir = Path(str(config.hydra.run.dir))
+    if config.overwrite or not has_results(run_dir):
+        return
+    if not config.resume:
+        raise DreamError(f"{run_dir} already holds the results of a run: choose another hydra.run.dir, "
+                         "or pass overwrite=true to replace them")
+    if config.mode != Mode.zoom:
+        raise DreamError(f"resume=true continues a zoom (mode=zoom); {run_dir} already holds the results of "
+                         "a run: choose another hydra.run.dir, or pass overwrite=true to replace them")
+    read_state(run_dir, fingerprint(_task_config(config)))  # refuses other settings, before any file changes
+
+
+class RunDirGuard(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_run_dir(config)
+        except DreamError as e:
+            _refuse(str(e))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if not config.overwrite and any(has_results(job) for job in sweep_dir.glob("*/")):
+            _refuse(f"{sweep_dir} already holds the results of a sweep: choose another hydra.sweep.dir, "
+                    "or pass overwrite=true to replace them")
