@@ -7,7 +7,6 @@ import importlib.util
 import logging
 import shutil
 import sys
-import warnings
 from pathlib import Path
 
 import hydra
@@ -24,15 +23,9 @@ from dreamrun.sweeps import launch as sweeps
 log = logging.getLogger("dreamrun")
 
 # launcher presets in conf/hydra/launcher/ and the plugin each needs
-LAUNCHER_PLUGINS = {"joblib": "hydra_plugins.hydra_joblib_launcher",
-                    "submitit_local": "hydra_plugins.hydra_submitit_launcher",
-                    "submitit_slurm": "hydra_plugins.hydra_submitit_launcher"}
-
-
-# conf/hydra/launcher/ presets share their plugins' names (so hydra/launcher=joblib picks ours) and are
-# checked against the plugins' schemas: what Hydra 1.3 warns it will stop doing. They set _target_,
-# so they keep working when it does.
-warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema")
+LAUNCHER_PLUGINS = {"parallel": "hydra_plugins.hydra_joblib_launcher",
+                    "local": "hydra_plugins.hydra_submitit_launcher",
+                    "slurm": "hydra_plugins.hydra_submitit_launcher"}
 
 register()
 
@@ -94,9 +87,9 @@ def _check_launcher(argv: list[str]) -> None:
         plugin = LAUNCHER_PLUGINS.get(name)
         if plugin and not _importable(plugin):
             _refuse(f"hydra/launcher={name} needs its Hydra plugin: pip install 'dreamrun[launchers]'")
-        if name == "submitit_slurm" and not shutil.which("srun"):
-            _refuse("hydra/launcher=submitit_slurm needs SLURM, and srun is not on PATH here: run the sweep "
-                    "from the cluster's login node, or try it locally with hydra/launcher=submitit_local")
+        if name == "slurm" and not shutil.which("srun"):
+            _refuse("hydra/launcher=slurm needs SLURM, and srun is not on PATH here: run the sweep "
+                    "from the cluster's login node, or try it locally with hydra/launcher=local")
 
 
 def _importable(module: str) -> bool:

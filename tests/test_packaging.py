@@ -26,7 +26,7 @@ def test_a_non_editable_install_finds_its_config_tree(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (elsewhere / "run" / "dream.png").is_file()
     assert (site / "bin" / "dreamrun-summarize").is_file()
-    sweep = subprocess.run([sys.executable, site / "bin" / "dreamrun", "-m", "hydra/launcher=joblib",
+    sweep = subprocess.run([sys.executable, site / "bin" / "dreamrun", "-m", "hydra/launcher=parallel",
                             *(o for o in TINY if not o.startswith("octaves=")), "octaves=1,2", "hydra.sweep.dir=sweep"],
                            cwd=elsewhere, env=env, capture_output=True, text=True)
     assert sweep.returncode == 0, sweep.stderr  # the launcher presets ship in the wheel too

@@ -29,7 +29,7 @@ def register() -> None:
     """The schema and the resolvers the config tree uses; safe to call again."""
     register_configs()
     run_names.register_resolvers()
-    # the submitit_local preset asks for every GPU here, so sweeps.launch.device_for_job can share them out
+    # the local (submitit) launcher preset asks for every GPU here, so sweeps.launch.device_for_job can share them out
     OmegaConf.register_new_resolver("dreamrun_gpu_count", _gpu_count, replace=True)
 
 
