@@ -166,3 +166,21 @@ def test_help_and_config_errors_answer_without_importing_torch(args):
               "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules), file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+def test_a_default_run_dir_is_never_one_another_run_has(tmp_path):
+    """outputs/DATE/TIME already taken (another run started in the same second): the run gets TIME_2."""
+    from datetime import datetime, timedelta
+
+    start = datetime.now()
+    taken = [tmp_path / "outputs" / t.strftime("%Y-%m-%d") / t.strftime("%H-%M-%S")
+             for t in (start + timedelta(seconds=s) for s in range(60))]
+    for run_dir in taken:
+        run_dir.mkdir(parents=True)
+        (run_dir / "dream.png").write_bytes(b"an earlier run's dream")
+    proc = run_cli(*TINY, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    dream = Path(proc.stdout.strip().splitlines()[-1])
+    assert dream.name == "dream.png" and dream.parent.name.endswith("_2")
+    assert dream.parent.with_name(dream.parent.name.removesuffix("_2")) in [d.resolve() for d in taken]
+    assert all((d / "dream.png").read_bytes() == b"an earlier run's dream" for d in taken)

@@ -12,8 +12,6 @@ from omegaconf import OmegaConf
 
 MAX_LENGTH = 80
 
-_claimed: dict[str, str] = {}
-
 
 def slug(overrides: str) -> str:
     """One path component from a job's overrides: no separators or traversal, at most MAX_LENGTH chars."""
@@ -24,27 +22,20 @@ def slug(overrides: str) -> str:
     return name
 
 
-def fresh_dir(path: str) -> str:
+def claim_fresh_dir(path: str) -> str:
     """path, or path_2, path_3, … : the first that did not exist, created here so no other run takes it.
 
-    mkdir is atomic, so two dreamruns started in the same second get different dirs. The answer is
-    remembered: Hydra may resolve the run dir more than once in a process.
+    mkdir is atomic, so two dreamruns started in the same second get different dirs.
     """
-    if path not in _claimed:
-        for n in range(1, 10_000):
-            candidate = Path(path if n == 1 else f"{path}_{n}")
-            try:
-                candidate.mkdir(parents=True)
-            except FileExistsError:
-                continue
-            _claimed[path] = str(candidate)
-            break
-        else:
-            raise RuntimeError(f"no free run dir next to {path}")
-    return _claimed[path]
+    for n in range(1, 10_000):
+        candidate = Path(path if n == 1 else f"{path}_{n}")
+        try:
+            candidate.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return str(candidate)
+    raise RuntimeError(f"no free run dir next to {path}")
 
 
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("dreamrun_slug", slug, replace=True)
-    # cached, so the sweep dir in a job's config (Hydra copies the cache into it) names the same dir
-    OmegaConf.register_new_resolver("dreamrun_fresh_dir", fresh_dir, replace=True, use_cache=True)

@@ -1,14 +1,17 @@
-"""The run-dir guard: a Hydra callback that refuses a run dir holding an earlier run's results before
-Hydra writes anything into it (its .hydra/ record included), unless overwrite=true, or resume=true for
-a zoom whose saved frames were made with the same settings."""
+"""The run-dir guard: a Hydra callback that runs before Hydra writes anything into the run dir.
+
+A default dir (outputs/DATE/TIME) is claimed fresh: never one another run already has. A dir the user
+named is refused if it holds an earlier run's results (its .hydra/ record included), unless
+overwrite=true, or resume=true for a zoom whose saved frames were made with the same settings."""
 import copy
 import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, open_dict, read_write
 
+from dreamrun.config.run_names import claim_fresh_dir
 from dreamrun.config.schema import Mode
 from dreamrun.errors import EXIT_USER_ERROR, DreamError
 from dreamrun.jobs.record import has_results
@@ -41,14 +44,30 @@ def check_run_dir(config: DictConfig) -> None:
     read_state(run_dir, fingerprint(_task_config(config)))  # refuses other settings, before any file changes
 
 
+def _named_by_user(config: DictConfig, key: str) -> bool:
+    return any(str(o).lstrip("+~").split("=", 1)[0] == key for o in config.hydra.overrides.hydra)
+
+
 class RunDirGuard(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not _named_by_user(config, "hydra.run.dir"):
+            with read_write(config.hydra.run):
+                config.hydra.run.dir = claim_fresh_dir(str(config.hydra.run.dir))
+            return
         try:
             check_run_dir(config)
         except DreamError as e:
             _refuse(str(e))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not _named_by_user(config, "hydra.sweep.dir"):
+            claimed = claim_fresh_dir(str(config.hydra.sweep.dir))
+            overrides = config.hydra.overrides.hydra
+            with read_write(config.hydra), open_dict(config.hydra):
+                config.hydra.sweep.dir = claimed
+                # each job's config is composed again from these overrides: it must name the same dir
+                overrides.append(f"hydra.sweep.dir={claimed}")
+            return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         if not config.overwrite and any(has_results(job) for job in sweep_dir.glob("*/")):
             _refuse(f"{sweep_dir} already holds the results of a sweep: choose another hydra.sweep.dir, "
