@@ -254,18 +254,17 @@ def write_summary(sweep_dir: str | Path, tensorboard: bool = True) -> Summary:
 
 def _log_to_tensorboard(sweep_dir: Path, image: Image.Image, text: str, summary: Summary) -> None:
     """One run at the sweep root; summarising again replaces it instead of adding a second."""
-    from torch.utils.tensorboard import SummaryWriter  # imports torch: only when asked
-    import numpy as np
+    from dreamrun.outputs.event_file import EventFile  # imports numpy and protobuf: only when asked
 
     for old in sweep_dir.glob(f"events.out.tfevents.*{TENSORBOARD_SUFFIX}"):
         old.unlink()
-    with SummaryWriter(log_dir=str(sweep_dir), filename_suffix=TENSORBOARD_SUFFIX) as writer:
-        writer.add_image("sweep/summary", np.asarray(image), 0, dataformats="HWC")
-        writer.add_text("sweep/summary", text, 0)
+    with EventFile(sweep_dir, filename_suffix=TENSORBOARD_SUFFIX) as events:
+        events.add_image("sweep/summary", image, 0)
+        events.add_text("sweep/summary", text, 0)
         for job in summary.jobs:
             if job.gain is not None:
-                writer.add_scalar("sweep/gain", job.gain, job.num)
-                writer.add_scalar("sweep/seconds", job.seconds, job.num)
+                events.add_scalar("sweep/gain", job.gain, job.num)
+                events.add_scalar("sweep/seconds", job.seconds, job.num)
 
 
 def report(summary: Summary) -> str:
