@@ -21,7 +21,8 @@ import torch
 from PIL import Image
 
 from dreamrun.config.compose import compose_config
-from dreamrun.jobs.dream import load_input, prepare, run_dream
+from dreamrun.jobs.dream import prepare, run_dream
+from dreamrun.jobs.skeleton import load_input
 from dreamrun.outputs.images import to_pil
 
 HERE = Path(__file__).parent

@@ -15,14 +15,15 @@ from pathlib import Path
 import torch
 
 from dreamrun.config.compose import compose_config
-from dreamrun.jobs.dream import run_job
+from dreamrun.jobs.dream import DreamJob
+from dreamrun.jobs.skeleton import run_job
 
 
 def job_seconds(overrides: list[str], log: str, workdir: Path) -> float:
     cfg = compose_config(*overrides, f"log={log}")
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
     start = time.perf_counter()
-    run_job(cfg, run_dir, progress=False)
+    run_job(DreamJob, cfg, run_dir, progress=False)
     return time.perf_counter() - start
 
 

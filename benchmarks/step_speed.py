@@ -27,7 +27,8 @@ from dreamrun.config.compose import compose_config
 from dreamrun.config.schema import IMAGENET_MEAN, IMAGENET_STD
 from dreamrun.core import engine
 from dreamrun.core.tiles import saved_tensor_bytes
-from dreamrun.jobs.dream import load_input, prepare, run_dream
+from dreamrun.jobs.dream import prepare, run_dream
+from dreamrun.jobs.skeleton import load_input
 
 LAYERS = ["Mixed_5b", "Mixed_6e", "Mixed_7c"]
 SIZES = [(512, 512), (768, 1024)]  # (H, W)
@@ -163,7 +164,7 @@ def bench_memory(device: torch.device, side: int, gpu_limit_gib: float) -> None:
         "import json, sys, torch;"
         "import dreamrun.core.tiles as tiling;"
         "from benchmarks.step_speed import config;"
-        "from dreamrun.jobs.dream import load_input, run_dream;"
+        "from dreamrun.jobs.dream import run_dream; from dreamrun.jobs.skeleton import load_input;"
         f"limit = {gpu_limit_gib} * 2**30;"
         "cuda = torch.cuda.is_available();"
         "cuda and torch.cuda.set_per_process_memory_fraction(limit / torch.cuda.get_device_properties(0).total_memory);"

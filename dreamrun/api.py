@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from dreamrun.config.compose import compose_config
-from dreamrun.jobs.dream import run_dream, validate
+from dreamrun.jobs.dream import run_dream
+from dreamrun.jobs.skeleton import validate
 from dreamrun.outputs.images import load_image, resize_long_side, to_pil, to_rgb, to_tensor
 
 _UNSET = object()

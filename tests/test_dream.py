@@ -9,7 +9,8 @@ from PIL import Image
 import dreamrun
 from dreamrun.core.octaves import resize
 from dreamrun.errors import DreamError
-from dreamrun.jobs.dream import at_full_size, load_input, objective_gain, run_dream, run_job
+from dreamrun.jobs.dream import DreamJob, at_full_size, objective_gain, run_dream
+from dreamrun.jobs.skeleton import load_input, run_job
 from dreamrun.outputs.images import to_pil
 from conftest import TINY
 
@@ -60,7 +61,7 @@ def strict_json(path):
 def test_gain_is_null_where_the_objective_does_not_start_above_zero(compose_cfg, tmp_path):
     # a negative weight dreams the layer away: the objective starts below zero
     cfg = compose_cfg(*TINY, "~target.block_12", "+target.block_12={weight: -1}", "precision=fp32")
-    result = run_job(cfg, tmp_path, progress=False)
+    result = run_job(DreamJob, cfg, tmp_path, progress=False)
     metrics = strict_json(tmp_path / "metrics.json")
     assert metrics["objective_before"] < 0 and metrics["gain"] is None and result.metrics["gain"] is None
     assert metrics["objective_after"] > metrics["objective_before"]  # the ascent still raised it
@@ -103,7 +104,7 @@ def test_noise_input_is_seeded(compose_cfg):
 
 def test_run_job_writes_the_run_dir(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "octaves=3", "input.size=120")
-    result = run_job(cfg, tmp_path, progress=False)
+    result = run_job(DreamJob, cfg, tmp_path, progress=False)
     with Image.open(tmp_path / "dream.png") as dream, Image.open(tmp_path / "input.png") as source:
         assert dream.size == source.size == (120, 80)
     assert sorted(p.name for p in tmp_path.glob("octave_*.png")) == ["octave_0.png", "octave_1.png", "octave_2.png"]
@@ -227,7 +228,7 @@ def test_an_octaves_dream_is_carried_to_full_size_with_its_detail():
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_cudnn_autotuning_is_on_only_while_a_dream_runs(device):
     """A notebook's other work keeps its own cudnn.benchmark setting."""
-    from dreamrun.jobs.dream import cudnn_autotuned
+    from dreamrun.jobs.skeleton import cudnn_autotuned
 
     saved = torch.backends.cudnn.benchmark
     try:

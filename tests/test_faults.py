@@ -9,7 +9,8 @@ from PIL import Image
 from conftest import TINY, run_cli
 from dreamrun.core import engine
 from dreamrun.errors import DreamError
-from dreamrun.jobs.dream import run_job
+from dreamrun.jobs.dream import DreamJob
+from dreamrun.jobs.skeleton import run_job
 from dreamrun.nets.build import efficientnet_lite0
 
 
@@ -59,7 +60,7 @@ def test_out_of_memory_names_the_size_that_fit_and_what_to_change(compose_cfg, t
 
     monkeypatch.setattr(engine, "ascent_step", ascent_step_with_little_memory)
     with pytest.raises(DreamError) as error:
-        run_job(compose_cfg(*TINY), tmp_path, progress=False)
+        run_job(DreamJob, compose_cfg(*TINY), tmp_path, progress=False)
     message = str(error.value)
     assert message.startswith("out of memory dreaming a 96x64 px image on cpu "
                               "(the largest size that fit was 69x46 px): use a smaller input.size")

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from dreamrun.core.gradient_filters import gaussian_cascade, gradient_filter, laplacian_normalise, luminance_only
-from dreamrun.jobs.dream import load_input, run_dream
+from dreamrun.jobs.dream import run_dream
+from dreamrun.jobs.skeleton import load_input
 from conftest import TINY
 
 

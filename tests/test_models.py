@@ -8,7 +8,8 @@ import torchvision
 
 import tiny_net
 from dreamrun.errors import DreamError
-from dreamrun.jobs.dream import load_input, run_dream
+from dreamrun.jobs.dream import run_dream
+from dreamrun.jobs.skeleton import load_input
 from dreamrun.nets.build import build_model
 from dreamrun.nets.feature_net import channel_counts, feature_net
 from dreamrun.nets.layers import target_presets

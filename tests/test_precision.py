@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from dreamrun.jobs.dream import load_input, prepare, run_dream
+from dreamrun.jobs.dream import prepare, run_dream
+from dreamrun.jobs.skeleton import load_input
 from dreamrun.nets.precision import autocast_dtype, cpu_has_fast_bf16
 
 from conftest import TINY

@@ -1,6 +1,7 @@
 """Sweeps: every job's result.json, the summary (contact sheet, CSV, Markdown, TensorBoard),
 failure isolation, killed sweeps, the launcher presets and job names."""
 import csv
+import io
 import json
 import multiprocessing
 import os
@@ -18,11 +19,10 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import REPO, TINY, run_cli, start_cli
-from dreamrun import cli
 from dreamrun.config.run_names import claim_fresh_dir
 from dreamrun.outputs.contact_sheet import Layout
 from dreamrun.sweeps.launch import constant_keys, device_for_job
-from dreamrun.sweeps.summary import main as summarize_main, split_axes, write_summary
+from dreamrun.sweeps.summary import TENSORBOARD_SUFFIX, main as summarize_main, split_axes, write_summary
 
 # everything but the swept octaves; 2 steps keep each job well under a second
 BASE = [o for o in TINY if not o.startswith("octaves=")]
@@ -192,8 +192,8 @@ def _fake_job(sweep_dir: Path, num: int, overrides: list[str], status: str | Non
             paths = {"dream": "dream.png"}
         (job / "result.json").write_text(json.dumps({
             "overrides": overrides, "status": status, "error": "boom" if status == "failed" else None,
-            "metrics": {"gain": 2.0, "seconds": 1.5} if status == "completed" else {}, "paths": paths,
-            "started": "", "finished": ""}))
+            "metrics": {"gain": 2.0 + num, "seconds": 1.5 * (num + 1)} if status == "completed" else {},
+            "paths": paths, "started": "", "finished": ""}))
     return job
 
 
@@ -217,6 +217,40 @@ def test_summarizing_twice_keeps_one_tensorboard_run(tmp_path):
     write_summary(tmp_path)
     write_summary(tmp_path)
     assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 1
+
+
+def test_the_tensorboard_run_holds_the_sheet_the_table_and_each_jobs_figures(tmp_path):
+    for num in range(3):
+        _fake_job(tmp_path, num, [f"seed={num}"], "completed", (80 * num, 100, 200))
+    _fake_job(tmp_path, 3, ["seed=3"], "failed")
+    write_summary(tmp_path)
+    board = EventAccumulator(str(tmp_path), size_guidance={"images": 0, "scalars": 0, "tensors": 0}).Reload()
+    [logged] = board.Images("sweep/summary")
+    with Image.open(io.BytesIO(logged.encoded_image_string)) as shown, Image.open(tmp_path / "summary.png") as sheet:
+        assert shown.size == sheet.size == (logged.width, logged.height)
+        assert np.array_equal(np.asarray(shown.convert("RGB")), np.asarray(sheet.convert("RGB")))
+    [text] = board.Tensors("sweep/summary/text_summary")
+    assert text.tensor_proto.string_val[0].decode() == (tmp_path / "summary.md").read_text()
+    assert board.SummaryMetadata("sweep/summary/text_summary").plugin_data.plugin_name == "text"  # the Text tab
+    metrics = {int(name.split("_")[0]): result["metrics"] for name, result in _results(tmp_path).items()
+               if result["status"] == "completed"}
+    for key in ("gain", "seconds"):
+        logged_values = {event.step: event.value for event in board.Scalars(f"sweep/{key}")}
+        assert logged_values == {num: pytest.approx(m[key]) for num, m in metrics.items()}  # the failed job: none
+
+
+def test_summarize_does_not_import_torch(tmp_path):
+    """dreamrun-summarize needs neither torch nor torchvision, which take seconds to import."""
+    _fake_job(tmp_path, 0, ["seed=1"], "completed")
+    script = ("import sys\n"
+              f"sys.argv = ['dreamrun-summarize', {str(tmp_path)!r}]\n"
+              "from dreamrun.sweeps.summary import main\n"
+              "main()\n"
+              "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules), file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+    assert len(list(tmp_path.glob(f"events.out.tfevents.*{TENSORBOARD_SUFFIX}"))) == 1
 
 
 def test_summarize_refuses_what_is_not_a_sweep(tmp_path, capsys):
@@ -278,14 +312,23 @@ def test_help_lists_the_config_groups_and_launchers():
     assert "mixed_6" in proc.stdout and "dreamrun-summarize" in proc.stdout
 
 
-@pytest.mark.parametrize("plugin", ["hydra_plugins.not_installed_launcher",  # other plugins installed
-                                    "no_hydra_plugins_at_all.launcher"])  # none: the namespace is missing
-def test_a_launcher_without_its_plugin_says_what_to_install(monkeypatch, capsys, plugin):
-    monkeypatch.setitem(cli.LAUNCHER_PLUGINS, "parallel", plugin)
-    with pytest.raises(SystemExit) as exit_:
-        cli._check_launcher(["-m", "hydra/launcher=parallel"])
-    assert exit_.value.code == 2
-    assert "pip install 'dreamrun[launchers]'" in capsys.readouterr().err
+@pytest.mark.parametrize("preset, plugin", [("parallel", "hydra_joblib_launcher"),
+                                            ("local", "hydra_submitit_launcher"), ("slurm", "hydra_submitit_launcher")])
+def test_a_launcher_without_its_plugin_says_what_to_install(tmp_path, preset, plugin):
+    # Hydra finds plugins by walking the hydra_plugins namespace: hide one as if it were not installed
+    hide = ("import pkgutil, sys\n"
+            "walk = pkgutil.walk_packages\n"
+            f"pkgutil.walk_packages = lambda *a, **k: (m for m in walk(*a, **k) if {plugin!r} not in m.name)\n"
+            "sys.argv = ['dreamrun', *sys.argv[1:]]\n"
+            "from dreamrun.cli import main\n"
+            "main()\n")
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, "-c", hide, "-m", f"hydra/launcher={preset}", "octaves=1,2",
+                           f"hydra.sweep.dir={sweep_dir}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"dreamrun: error: hydra/launcher={preset} needs its Hydra plugin: "
+                                        "pip install 'dreamrun[launchers]'"]
+    assert not sweep_dir.exists()
 
 
 def test_the_slurm_preset_asks_sbatch_for_partition_gpus_and_time(tmp_path):
@@ -308,8 +351,9 @@ def test_the_slurm_preset_asks_sbatch_for_partition_gpus_and_time(tmp_path):
 
 
 def test_slurm_without_slurm_is_one_clear_line(tmp_path):
-    proc = run_cli("-m", "hydra/launcher=slurm", "octaves=1,2", env={"PATH": "/usr/bin:/bin"})
-    assert proc.returncode == 2
+    proc = run_cli("-m", "hydra/launcher=slurm", "octaves=1,2", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                   env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and not (tmp_path / "sweep").exists()
     assert proc.stderr.strip() == ("dreamrun: error: hydra/launcher=slurm needs SLURM, and srun is not on "
                                    "PATH here: run the sweep from the cluster's login node, or try it locally with "
                                    "hydra/launcher=local")

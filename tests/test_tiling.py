@@ -4,7 +4,8 @@ import torch
 from dreamrun.core import tiles
 from dreamrun.core.tiles import resolve_tile_size
 from dreamrun.errors import DreamError
-from dreamrun.jobs.dream import load_input, run_dream
+from dreamrun.jobs.dream import run_dream
+from dreamrun.jobs.skeleton import load_input
 
 from conftest import TINY
 

@@ -15,7 +15,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import REPO, TINY, run_cli, start_cli
 from dreamrun.core.zoom import zoom_dream, zoom_in
 from dreamrun.errors import DreamError
-from dreamrun.jobs.zoom import run_zoom_job
+from dreamrun.jobs.skeleton import run_job
+from dreamrun.jobs.zoom import ZoomJob
 from dreamrun.outputs.animation import find_ffmpeg
 from dreamrun.outputs.progress import FrameProgressBar
 
@@ -71,14 +72,14 @@ def test_frame_progress_bar_counts_frames(capsys):
 
 
 def test_zoom_run_writes_frames_animation_and_video(compose_cfg, tmp_path):
-    result = run_zoom_job(compose_cfg(*ZOOM, "zoom.log_every=2"), tmp_path, progress=False)
+    result = run_job(ZoomJob, compose_cfg(*ZOOM, "zoom.log_every=2"), tmp_path, progress=False)
     frames = sorted((tmp_path / "frames").glob("*.png"))
     assert [p.name for p in frames] == ["000000.png", "000001.png", "000002.png", "000003.png"]
     for frame in frames:
         with Image.open(frame) as image:
             assert image.size == (64, 64)
-    with Image.open(result.animation) as gif:
-        assert result.animation.name == "zoom.gif" and gif.n_frames == 4 and gif.size == (64, 64)
+    with Image.open(result.output) as gif:
+        assert result.output.name == "zoom.gif" and gif.n_frames == 4 and gif.size == (64, 64)
         gif.seek(3)
         last = np.asarray(gif.convert("RGB")).astype(float)
     with Image.open(tmp_path / "dream.png") as dream:
@@ -97,13 +98,13 @@ def test_zoom_run_writes_frames_animation_and_video(compose_cfg, tmp_path):
 
 
 def test_webp_animation(compose_cfg, tmp_path):
-    result = run_zoom_job(compose_cfg(*ZOOM, "zoom.animation=webp", "log=none"), tmp_path, progress=False)
-    with Image.open(result.animation) as webp:
-        assert result.animation.name == "zoom.webp" and webp.n_frames == 4
+    result = run_job(ZoomJob, compose_cfg(*ZOOM, "zoom.animation=webp", "log=none"), tmp_path, progress=False)
+    with Image.open(result.output) as webp:
+        assert result.output.name == "zoom.webp" and webp.n_frames == 4
 
 
 def test_a_target_schedule_takes_its_targets_in_turn(compose_cfg, tmp_path):
-    run_zoom_job(compose_cfg(*ZOOM, "zoom.targets=[{block_3: [0]}, {block_5: [1]}]", "zoom.frames_per_target=1"),
+    run_job(ZoomJob, compose_cfg(*ZOOM, "zoom.targets=[{block_3: [0]}, {block_5: [1]}]", "zoom.frames_per_target=1"),
                  tmp_path, progress=False)
     board = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0}).Reload()
     assert [e.step for e in board.Scalars("act/block_3[0]")] == [0, 2]
@@ -114,7 +115,7 @@ def test_zoom_settings_are_checked(compose_cfg, tmp_path):
     for override, message in [("zoom.factor=0.7", "zoom.factor"), ("zoom.frames=0", "zoom.frames"),
                               ("zoom.targets=[{block_99: all}]", r"zoom.targets\[0\]: unknown layer")]:
         with pytest.raises(DreamError, match=message):
-            run_zoom_job(compose_cfg(*ZOOM, override), tmp_path, progress=False)
+            run_job(ZoomJob, compose_cfg(*ZOOM, override), tmp_path, progress=False)
 
 
 def _zoom_cli(run_dir, *extra):

@@ -33,6 +33,9 @@ class Observer:
     def on_zoom_end(self, *, image: torch.Tensor) -> None:
         pass
 
+    def close(self) -> None:
+        """The job is over, however it ended: write what is buffered, release files."""
+
 
 class LastStep(Observer):
     """Where the dream is: the last finished step's image and position, for an interrupted or

@@ -11,15 +11,13 @@ import base64
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
-from torch.utils.tensorboard import SummaryWriter
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dreamrun.config.schema import DreamConfig
 from dreamrun.core.objectives import Objective, parse_target
@@ -27,25 +25,19 @@ from dreamrun.core.observers import Observer
 from dreamrun.core.octaves import check_octaves
 from dreamrun.core.zoom import zoom_dream
 from dreamrun.errors import DreamError
-from dreamrun.jobs.dream import (Dreamer, build_dreamer, compile_target, configured_gradient_filter, cudnn_autotuned,
-                                 load_input, setup_device, validate)
+from dreamrun.jobs.dreamer import build_dreamer, compile_target, configured_gradient_filter, describe, setup_device
+from dreamrun.jobs.skeleton import JobKind, JobResult
 from dreamrun.jobs.zoom_state import FRAMES_DIR, STATE_FILE, fingerprint, read_state
 from dreamrun.nets.build import class_names
 from dreamrun.outputs.animation import encode_animation, find_ffmpeg, save_animation, save_mp4
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil, to_tensor
 from dreamrun.outputs.progress import FrameProgressBar
-from dreamrun.outputs.tensorboard import ZoomTensorBoardLogger, log_config, log_encoded_image
+from dreamrun.outputs.tensorboard import ZoomTensorBoardLogger, log_encoded_image
 
 log = logging.getLogger(__name__)
 
 TENSORBOARD_ANIMATION_SIDE = 256  # px: the animation in TensorBoard is a preview; the files are full size
-
-
-@dataclass
-class ZoomResult:
-    animation: Path
-    metrics: dict[str, Any]
 
 
 def validate_zoom(cfg: DreamConfig) -> None:
@@ -118,74 +110,81 @@ def resume_point(run_dir: Path, config: dict[str, Any]) -> Optional[tuple[int, t
     return frame, image, rng_state
 
 
-def run_zoom_job(cfg: DreamConfig, run_dir: Path, progress: Optional[bool] = None) -> ZoomResult:
+class ZoomJob(JobKind):
     """The whole zoom in a run dir: frames/, zoom.gif (or .webp), zoom.mp4 with ffmpeg, dream.png
     (the last frame), input.png, metrics.json and a TensorBoard run."""
-    validate(cfg)
-    validate_zoom(cfg)
-    objectives = frame_objectives(cfg)
-    config = fingerprint(cfg)
-    image = load_input(cfg, torch.Generator().manual_seed(cfg.seed))
-    check_octaves(*image.shape[-2:], cfg.zoom.octaves, cfg.octave_scale, cfg.model.min_size)
 
-    generator = torch.Generator().manual_seed(cfg.seed)  # jitter shifts: CPU, so any device agrees
-    start = 0
-    saved = resume_point(run_dir, config) if cfg.resume else None
-    if cfg.resume and saved is None:
-        log.warning("resume=true, but %s has no saved frames: starting at frame 0", run_dir)
-    if saved:
-        last, image, rng_state = saved
-        generator.set_state(rng_state)
-        start = last + 1
-        log.info("resuming %s after frame %d", run_dir, last)
-    elif not cfg.resume:
-        save_png(to_pil(image), run_dir / "input.png")
+    start = 0  # the first frame this run makes: > 0 when resumed
+    board: Optional[ZoomTensorBoardLogger] = None
 
-    # one network cut at every layer the schedule names; each frame's dreamer shares it
-    dreamer = build_dreamer(cfg, sum(objectives[1:], objectives[0]), setup_device(cfg))
-    dreamers: list[Dreamer] = [replace(dreamer, objective=objective) for objective in objectives] \
-        if len(objectives) > 1 else [dreamer]
+    def validate(self):
+        validate_zoom(self.cfg)
+        self.objectives = frame_objectives(self.cfg)
+        self.fingerprint = fingerprint(self.cfg)
 
-    writer = FrameWriter(run_dir, config)
-    observers: list[Observer] = [FrameProgressBar(progress), writer]
-    board = None
-    if cfg.log.tensorboard:
-        board = ZoomTensorBoardLogger(SummaryWriter(log_dir=str(run_dir), flush_secs=10),
-                                      log_every=cfg.zoom.log_every, image_max_side=cfg.log.image_max_side)
-        log_config(board.writer, cfg)
-        observers.append(board)
-    clock = time.perf_counter()
-    try:
-        if start < cfg.zoom.frames:
-            with logging_redirect_tqdm(), cudnn_autotuned(dreamer.device):
-                zoom_dream(image.to(dreamer.device),
-                           lambda frame: dreamers[frame // cfg.zoom.frames_per_target % len(dreamers)],
-                           frames=cfg.zoom.frames, start=start, factor=cfg.zoom.factor, rotation=cfg.zoom.rotation,
-                           octaves=cfg.zoom.octaves, octave_scale=cfg.octave_scale, steps=cfg.zoom.steps_per_frame,
-                           step_size=cfg.step_size, max_shift=cfg.jitter.max_shift, generator=generator,
-                           tile_size=dreamer.tile_size, gradient_filter=configured_gradient_filter(cfg),
-                           observers=observers)
+    def load_input(self):
+        cfg = self.cfg
+        image = super().load_input()
+        check_octaves(*image.shape[-2:], cfg.zoom.octaves, cfg.octave_scale, cfg.model.min_size)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # jitter shifts: CPU, so any device agrees
+        saved = resume_point(self.run_dir, self.fingerprint) if cfg.resume else None
+        self.resumed = saved is not None
+        if cfg.resume and saved is None:
+            log.warning("resume=true, but %s has no saved frames: starting at frame 0", self.run_dir)
+        if saved:
+            last, image, rng_state = saved
+            self.generator.set_state(rng_state)
+            self.start = last + 1
+            log.info("resuming %s after frame %d", self.run_dir, last)
+        elif not cfg.resume:
+            save_png(to_pil(image), self.run_dir / "input.png")
+        return image
+
+    def build(self, image):
+        # one network cut at every layer the schedule names; each frame's dreamer shares it
+        dreamer = build_dreamer(self.cfg, sum(self.objectives[1:], self.objectives[0]), setup_device(self.cfg))
+        self.dreamers = [replace(dreamer, objective=objective) for objective in self.objectives] \
+            if len(self.objectives) > 1 else [dreamer]
+        return dreamer
+
+    def observers(self, image, dreamer, writer):
+        self.frame_writer = FrameWriter(self.run_dir, self.fingerprint)
+        observers: list[Observer] = [FrameProgressBar(self.progress), self.frame_writer]
+        if writer is not None:
+            self.board = ZoomTensorBoardLogger(writer, log_every=self.cfg.zoom.log_every,
+                                               image_max_side=self.cfg.log.image_max_side)
+            observers.append(self.board)
+        return observers
+
+    def run(self, image, dreamer, observers):
+        cfg, zoom = self.cfg, self.cfg.zoom
+        clock = time.perf_counter()
+        if self.start < zoom.frames:
+            zoom_dream(image.to(dreamer.device),
+                       lambda frame: self.dreamers[frame // zoom.frames_per_target % len(self.dreamers)],
+                       frames=zoom.frames, start=self.start, factor=zoom.factor, rotation=zoom.rotation,
+                       octaves=zoom.octaves, octave_scale=cfg.octave_scale, steps=zoom.steps_per_frame,
+                       step_size=cfg.step_size, max_shift=cfg.jitter.max_shift, generator=self.generator,
+                       tile_size=dreamer.tile_size, gradient_filter=configured_gradient_filter(cfg),
+                       observers=observers)
         seconds = time.perf_counter() - clock
-        result = _write_outputs(cfg, run_dir, board)
-    except KeyboardInterrupt:
-        if writer.last_frame is not None:
+        result = _write_outputs(cfg, self.run_dir, self.board)
+        made = max(0, zoom.frames - self.start)
+        result.metrics.update({"resumed_at": self.start if self.resumed else None, "frames_made": made,
+                               "seconds": round(seconds, 3),
+                               "seconds_per_frame": round(seconds / made, 3) if made else None,
+                               **describe(cfg, dreamer)})
+        save_json(result.metrics, self.run_dir / "metrics.json")
+        log.info("%d frames (%d made now) in %.1f s: %s", zoom.frames, made, seconds, result.output)
+        return result
+
+    def interrupted(self, image, last):
+        if self.frame_writer.last_frame is not None:
             log.info("interrupted: frames up to %d are saved; continue with the same command plus "
-                     "resume=true hydra.run.dir=%s", writer.last_frame, run_dir)
-        raise
-    finally:
-        if board:
-            board.close()
-    made = max(0, cfg.zoom.frames - start)
-    result.metrics.update({"resumed_at": start if saved else None, "frames_made": made,
-                           "seconds": round(seconds, 3), "seconds_per_frame": round(seconds / made, 3) if made else None,
-                           "device": str(dreamer.device), "model": cfg.model.name, "weights": cfg.model.weights,
-                           "precision": str(dreamer.net.autocast_dtype or torch.float32).removeprefix("torch.")})
-    save_json(result.metrics, run_dir / "metrics.json")
-    log.info("%d frames (%d made now) in %.1f s: %s", cfg.zoom.frames, made, seconds, result.animation)
-    return result
+                     "resume=true hydra.run.dir=%s", self.frame_writer.last_frame, self.run_dir)
 
 
-def _write_outputs(cfg: DreamConfig, run_dir: Path, board: Optional[ZoomTensorBoardLogger]) -> ZoomResult:
+def _write_outputs(cfg: DreamConfig, run_dir: Path, board: Optional[ZoomTensorBoardLogger]) -> JobResult:
     """The animation, the MP4 where ffmpeg is, and dream.png (the last frame) from the frame files."""
     frames = [frame_path(run_dir, k) for k in range(cfg.zoom.frames)]
     animation = run_dir / f"zoom.{cfg.zoom.animation.value}"
@@ -206,4 +205,4 @@ def _write_outputs(cfg: DreamConfig, run_dir: Path, board: Optional[ZoomTensorBo
             log_encoded_image(board.writer, "zoom/animation", preview, first.size, cfg.zoom.frames - 1)
     metrics = {"mode": "zoom", "frames": cfg.zoom.frames, "size": size, "animation": animation.name,
                "video": video.name if video else None}
-    return ZoomResult(animation, metrics)
+    return JobResult(animation, metrics)

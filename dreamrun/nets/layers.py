@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dreamrun.config.compose import compose_config, config_dir
+from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line
 from dreamrun.config.schema import ModelConfig
 from dreamrun.errors import EXIT_USER_ERROR, DreamError
 from dreamrun.nets.build import build_architecture, class_names
@@ -94,12 +94,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         cfg = compose_config(*overrides)
         print(render(cfg.model, list(cfg.target)))
-    except (HydraException, OmegaConfBaseException) as e:
-        print(f"dreamrun-layers: {str(e).strip().splitlines()[0]}", file=sys.stderr)
-        sys.exit(1)
+    except CONFIG_ERRORS as e:
+        _refuse(one_line(e))
+    except OmegaConfBaseException as e:
+        _refuse(str(e).strip().splitlines()[0])
     except DreamError as e:
-        print(f"dreamrun: error: {e}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        _refuse(str(e))
+
+
+def _refuse(message: str) -> None:
+    print(f"dreamrun-layers: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
 
 
 if __name__ == "__main__":

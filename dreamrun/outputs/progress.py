@@ -30,6 +30,10 @@ class ProgressBar(Observer):
     def on_dream_end(self, *, image):
         self.bar.close()
 
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()  # an interrupted dream's bar ends its line before the message
+
 
 class FrameProgressBar(Observer):
     """frame i/N with an ETA on stderr; silent when stderr is not a terminal."""
@@ -47,3 +51,7 @@ class FrameProgressBar(Observer):
 
     def on_zoom_end(self, *, image):
         self.bar.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()

@@ -3,15 +3,33 @@
 Hydra skips `on_multirun_end` when a job failed, so the callback only notes the sweep dir;
 the CLI summarises the sweep after Hydra returns, however the sweep ended.
 """
+import shutil
+import sys
 from typing import Any, Optional, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
+from dreamrun.errors import EXIT_USER_ERROR
+
 EXCLUDE_KEYS = "hydra.job.config.override_dirname.exclude_keys"
 
 _sweep_dir: Optional[str] = None
+
+
+class LauncherCheck(Callback):
+    """A launcher that cannot start here says why in one line, before the sweep makes its dir.
+    (A launcher whose plugin is missing never gets here: composing its preset fails, and the CLI
+    says what to install.)"""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        launcher = str(config.hydra.launcher.get("_target_", ""))
+        if launcher.endswith("SlurmLauncher") and not shutil.which("srun"):
+            print("dreamrun: error: hydra/launcher=slurm needs SLURM, and srun is not on PATH here: run the "
+                  "sweep from the cluster's login node, or try it locally with hydra/launcher=local",
+                  file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
 
 
 class SweepSetup(Callback):

@@ -1,0 +1,74 @@
+"""Hydra's config errors as one line a user can act on: the closest real key for a typo, the presets to
+choose from, the plugin a launcher needs.
+
+    octave=3                  ->  unknown key 'octave': did you mean 'octaves'?
+    model=vgg                 ->  model=vgg: no such preset; choose one of custom, efficientnet_lite0, ...
+    hydra/launcher=parallel   ->  hydra/launcher=parallel needs its Hydra plugin: pip install 'dreamrun[launchers]'
+"""
+import difflib
+from typing import Any, Iterator
+
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+from dreamrun.config.schema import DreamConfig
+
+CONFIG_ERRORS = (ConfigCompositionException, OverrideParseException)  # MissingConfigException is one of the first
+
+# the plugin schema each of dreamrun's launcher presets extends (conf/hydra/launcher/*.yaml)
+LAUNCHER_PLUGIN_SCHEMAS = {"hydra/launcher/joblib": "parallel", "hydra/launcher/submitit_local": "local",
+                           "hydra/launcher/submitit_slurm": "slurm"}
+
+# keys whose entries the user names: no typo there is unknown
+OPEN_KEYS = ("target", "model.layers", "model.kwargs")
+
+
+def one_line(error: Exception) -> str:
+    """What is wrong with the config, in one line, for any of CONFIG_ERRORS."""
+    cause = error.__cause__
+    if isinstance(error, MissingConfigException):
+        return _missing_config(error)
+    if isinstance(error, OverrideParseException):
+        reason = error.message.splitlines()[0]
+        return (f"cannot read the override '{error.override}' ({reason}): quote lists and dicts for the shell, "
+                "e.g. 'target.Mixed_6c=[12,45]'")
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
+        return unknown_key(cause.full_key)
+    if isinstance(cause, ValidationError):
+        override = str(error).removeprefix("Error merging override ").strip()
+        return f"{override}: {str(cause).splitlines()[0]}"
+    return str(error).splitlines()[0]
+
+
+def unknown_key(key: str) -> str:
+    """The message for a key the schema does not have, naming the closest one it has."""
+    close = difflib.get_close_matches(key, list(schema_keys()), n=1, cutoff=0.7)
+    hint = f"did you mean '{close[0]}'?" if close else "`python -m dreamrun --cfg job` lists every key"
+    return f"unknown key '{key}': {hint}"
+
+
+def schema_keys() -> Iterator[str]:
+    """Every dotted key of the schema (entries of the open dictionaries aside)."""
+    def walk(node: Any, prefix: str) -> Iterator[str]:
+        for key in node:
+            dotted = f"{prefix}.{key}" if prefix else str(key)
+            yield dotted
+            value = node._get_node(key)
+            if isinstance(value, DictConfig) and dotted not in OPEN_KEYS:
+                yield from walk(value, dotted)
+
+    yield from walk(OmegaConf.structured(DreamConfig), "")
+
+
+def _missing_config(error: MissingConfigException) -> str:
+    missing = error.missing_cfg_file or ""
+    if missing in LAUNCHER_PLUGIN_SCHEMAS:
+        return (f"hydra/launcher={LAUNCHER_PLUGIN_SCHEMAS[missing]} needs its Hydra plugin: "
+                "pip install 'dreamrun[launchers]'")
+    group, _, option = missing.rpartition("/")
+    if group and error.options:
+        close = difflib.get_close_matches(option, error.options, n=1, cutoff=0.7)
+        hint = f"did you mean {group}={close[0]}? " if close else ""
+        return f"{group}={option}: no such preset; {hint}choose one of {', '.join(sorted(error.options))}"
+    return str(error).splitlines()[0]

@@ -1,0 +1,122 @@
+"""What a job dreams with, built from its config: the device, the objective compiled from the target
+dictionary, and the network cut at the objective's layers (with a guide image folded in)."""
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+import torch
+from omegaconf import OmegaConf
+
+from dreamrun.config.schema import DreamConfig
+from dreamrun.core.gradient_filters import GradientFilter, gradient_filter
+from dreamrun.core.objectives import Objective, check_channels, guided, parse_target
+from dreamrun.core.tiles import resolve_tile_size
+from dreamrun.errors import DreamError
+from dreamrun.nets.build import build_model, class_names
+from dreamrun.nets.feature_net import FeatureNet, channel_counts, feature_net
+from dreamrun.nets.precision import autocast_dtype
+from dreamrun.outputs.images import load_image, resize_long_side, to_tensor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Dreamer:
+    """A network cut at its target layers, with the objective compiled from the target dictionary."""
+
+    net: FeatureNet
+    objective: Objective
+    device: torch.device
+    tile_size: Optional[int] = None  # gradient tiles of at most this side; None: whole image
+    _recent: tuple | None = field(default=None, repr=False)
+
+    def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The engine's objective: the loss, and each target's activation for the observers."""
+        acts = self.net(image)
+        self._recent = (tuple(image.shape[-2:]), {t.name: t.select(acts).detach() for t in self.objective.terms})
+        parts = self.objective.activations(acts)
+        return {"loss": self.objective.total(parts), **{f"act/{name}": value for name, value in parts.items()}}
+
+    @property
+    def precision(self) -> str:
+        """The dtype the network computes in: float32, bfloat16 or float16."""
+        return str(self.net.autocast_dtype or torch.float32).removeprefix("torch.")
+
+    def activations(self, image: torch.Tensor) -> dict[str, float]:
+        acts = self.objective.activations(self.inspect(image))
+        return {name: value.item() for name, value in acts.items()}
+
+    def recent_feature_maps(self, size: tuple[int, int]) -> Optional[dict[str, torch.Tensor]]:
+        """The maps of the last objective evaluation, if it saw a whole image of this (H, W)."""
+        if self._recent is None or self._recent[0] != tuple(size):
+            return None
+        return self._recent[1]
+
+    def feature_maps(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each target's activation map (1, C', h, w): what the layer sees in image."""
+        acts = self.inspect(image)
+        return {term.name: term.select(acts) for term in self.objective.terms}
+
+    @torch.no_grad()
+    def inspect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The target layers' activations for image, outside the ascent."""
+        return self.net(image.to(self.device))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DreamError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DreamError(f"device={name} but CUDA is not available here: use device=auto or cpu")
+    return device
+
+
+def setup_device(cfg: DreamConfig) -> torch.device:
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)  # random weights (model.weights=null) depend on it
+    return device
+
+
+def compile_target(cfg: DreamConfig) -> Objective:
+    target = OmegaConf.to_container(cfg.target) if OmegaConf.is_config(cfg.target) else cfg.target
+    return parse_target(target, list(cfg.model.layers), class_names(cfg.model.categories))
+
+
+def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device) -> Dreamer:
+    model = build_model(cfg.model)
+    net = feature_net(model, cfg.model, objective.layers).to(device)
+    check_channels(objective, channel_counts(net, cfg.model.min_size, device))
+    if cfg.guide.path:
+        guide = to_tensor(resize_long_side(load_image(cfg.guide.path), cfg.guide.size))
+        if min(guide.shape[-2:]) < cfg.model.min_size:
+            raise DreamError(f"the guide image is {guide.shape[-1]}x{guide.shape[-2]} px, smaller than "
+                             f"{cfg.model.name}'s {cfg.model.min_size} px: raise guide.size")
+        with torch.no_grad():
+            objective = guided(objective, net(guide.to(device)))
+    if cfg.compile:
+        log.warning("compile=true: the first steps compile the network, which takes minutes on a CPU")
+    net.configure(channels_last=cfg.channels_last, compile=cfg.compile,
+                  autocast_dtype=autocast_dtype(_name(cfg.precision), device))
+    dreamer = Dreamer(net, objective, device)
+    dreamer.tile_size = resolve_tile_size(cfg.tile.size, dreamer, device, cfg.model.min_size)
+    return dreamer
+
+
+def configured_gradient_filter(cfg: DreamConfig) -> Optional[GradientFilter]:
+    return gradient_filter(smoothing=cfg.gradient.smoothing, luminance=cfg.gradient.luminance_only,
+                           laplacian_levels=cfg.gradient.laplacian_levels)
+
+
+def describe(cfg: DreamConfig, dreamer: Dreamer) -> dict[str, Any]:
+    """The metrics every job kind reports about what it dreamed with."""
+    return {"device": str(dreamer.device), "precision": dreamer.precision, "tile_size": dreamer.tile_size,
+            "model": cfg.model.name, "weights": cfg.model.weights}
+
+
+def _name(value: Any) -> str:
+    return value.value if isinstance(value, Enum) else str(value)

@@ -1,0 +1,202 @@
+"""One job's life, the same for every job kind:
+
+    validate → input → network → observers → run → results, then result.json however it ended
+
+with what goes wrong mapped to one line (DreamError): a NaN objective, running out of memory.
+Ctrl-C and SIGTERM stop the job cleanly (dreamrun.jobs.interrupts) and come out as KeyboardInterrupt.
+
+A job kind (dreamrun.jobs.dream, dreamrun.jobs.zoom) subclasses JobKind and supplies only what
+differs: its own checks, its input, its network, its observers and its loop.
+"""
+import logging
+import math
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from dreamrun.config.schema import DreamConfig, InputKind
+from dreamrun.core.engine import NonFiniteError
+from dreamrun.core.observers import LastStep, Observer
+from dreamrun.errors import DreamError
+from dreamrun.jobs import interrupts
+from dreamrun.jobs.dreamer import Dreamer
+from dreamrun.jobs.record import COMPLETED, FAILED, INTERRUPTED, JobRecord, clear_results
+from dreamrun.outputs.files import save_png
+from dreamrun.outputs.images import load_image, noise, resize_long_side, sample_image, to_pil, to_tensor
+from dreamrun.outputs.tensorboard import log_config
+
+log = logging.getLogger(__name__)
+
+MAX_SIDE = 16384
+LAST_GOOD_IMAGE = "last_good.png"  # the image before the objective became NaN or infinite
+
+
+@dataclass
+class JobResult:
+    output: Path  # the file the job made for the user: dream.png, zoom.gif
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class JobKind:
+    """One job of a kind, in its run dir. The skeleton calls these in order; override what differs."""
+
+    def __init__(self, cfg: DreamConfig, run_dir: Path, progress: Optional[bool] = None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.progress = progress  # progress bars: None draws them when stderr is a terminal
+
+    def validate(self) -> None:
+        """Refuse what this kind cannot do, beyond the checks every job makes."""
+
+    def load_input(self) -> torch.Tensor:
+        """The image to start from, (1, 3, H, W) in [0, 1] on the CPU."""
+        return load_input(self.cfg, torch.Generator().manual_seed(self.cfg.seed))
+
+    def build(self, image: torch.Tensor) -> Dreamer:
+        raise NotImplementedError
+
+    def observers(self, image: torch.Tensor, dreamer: Dreamer, writer: Optional[SummaryWriter]) -> list[Observer]:
+        """Progress bars, file writers, and the TensorBoard logger on writer (None: log=none)."""
+        return []
+
+    def run(self, image: torch.Tensor, dreamer: Dreamer, observers: Sequence[Observer]) -> JobResult:
+        """The loop, then the results in the run dir."""
+        raise NotImplementedError
+
+    def interrupted(self, image: torch.Tensor, last: LastStep) -> None:
+        """Ctrl-C or SIGTERM stopped the loop: keep what is worth keeping."""
+
+
+def run_job(kind: type[JobKind], cfg: DreamConfig, run_dir: Path, *, overrides: Sequence[str] = (),
+            progress: Optional[bool] = None) -> JobResult:
+    """A job of this kind in run_dir, its outcome in result.json. Raises DreamError for what the user
+    can fix, KeyboardInterrupt (interrupts.Terminated for SIGTERM) when stopped; anything else is a bug."""
+    run_dir = Path(run_dir)
+    record = JobRecord(overrides=list(overrides))
+    if cfg.overwrite:
+        clear_results(run_dir)
+    try:
+        with interrupts.handled():
+            result = _live(kind(cfg, run_dir, progress))
+    except DreamError as e:
+        record.finish(run_dir, FAILED, error=str(e))
+        raise
+    except KeyboardInterrupt as e:
+        record.finish(run_dir, INTERRUPTED, error="SIGTERM" if isinstance(e, interrupts.Terminated) else "Ctrl-C")
+        raise
+    except Exception as e:
+        record.finish(run_dir, FAILED, error=f"{type(e).__name__}: {e}")
+        raise
+    record.finish(run_dir, COMPLETED, metrics=result.metrics)
+    return result
+
+
+def _live(job: JobKind) -> JobResult:
+    cfg = job.cfg
+    validate(cfg)
+    job.validate()
+    image = job.load_input()
+    dreamer = job.build(image)
+    last = LastStep()
+    with ExitStack() as stack:
+        writer = None
+        if cfg.log.tensorboard:
+            # flushing costs a disk sync: every 10 s is live enough, and closing flushes the rest
+            writer = stack.enter_context(SummaryWriter(log_dir=str(job.run_dir), flush_secs=10))
+            log_config(writer, cfg)
+        observers = [last, *job.observers(image, dreamer, writer)]
+        for observer in observers:
+            stack.callback(observer.close)  # a failed or interrupted run keeps what it logged
+        try:
+            with logging_redirect_tqdm(), cudnn_autotuned(dreamer.device):  # log lines print above the bar
+                return job.run(image, dreamer, observers)
+        except KeyboardInterrupt:
+            job.interrupted(image, last)
+            raise
+        except NonFiniteError as e:
+            save_png(to_pil(e.image), job.run_dir / LAST_GOOD_IMAGE)
+            raise DreamError(f"the objective became NaN or infinite at step {e.global_step} (octave {e.octave}), "
+                             f"so the dream stopped; the last good image is in {LAST_GOOD_IMAGE}. Try "
+                             "precision=fp32 or a smaller step_size; NaN weights (a damaged weights file) do "
+                             "this too") from None
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not _out_of_memory(e):
+                raise
+            raise DreamError(_memory_advice(last, tuple(image.shape[-2:]), dreamer)) from None
+
+
+def validate(cfg: DreamConfig) -> None:
+    """Refuse values Hydra's types let through but no job can use."""
+    checks = [
+        (cfg.octaves >= 1, f"octaves must be at least 1, got {cfg.octaves}"),
+        (cfg.steps >= 0, f"steps must be 0 or more, got {cfg.steps}"),
+        (math.isfinite(cfg.step_size) and cfg.step_size > 0, f"step_size must be a positive number, got {cfg.step_size}"),
+        (math.isfinite(cfg.octave_scale) and cfg.octave_scale > 1, f"octave_scale must be greater than 1, got {cfg.octave_scale}"),
+        (cfg.jitter.max_shift >= 0, f"jitter.max_shift must be 0 or more px, got {cfg.jitter.max_shift}"),
+        (cfg.log.image_every >= 0, f"log.image_every must be 0 (off) or a step count, got {cfg.log.image_every}"),
+        (cfg.log.image_max_side is None or cfg.log.image_max_side >= 16,
+         f"log.image_max_side must be at least 16 px (or null), got {cfg.log.image_max_side}"),
+        (cfg.input.size is None or 1 <= cfg.input.size <= MAX_SIDE,
+         f"input.size must be between 1 and {MAX_SIDE} px (or null), got {cfg.input.size}"),
+        (cfg.guide.size is None or 1 <= cfg.guide.size <= MAX_SIDE,
+         f"guide.size must be between 1 and {MAX_SIDE} px (or null), got {cfg.guide.size}"),
+        (math.isfinite(cfg.gradient.smoothing) and cfg.gradient.smoothing >= 0,
+         f"gradient.smoothing must be 0 (off) or a sigma in px, got {cfg.gradient.smoothing}"),
+        (cfg.gradient.laplacian_levels >= 0,
+         f"gradient.laplacian_levels must be 0 (off) or a level count, got {cfg.gradient.laplacian_levels}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise DreamError(message)
+    if cfg.input.kind == InputKind.noise and cfg.input.size is None:
+        raise DreamError("input=noise needs input.size (the side of the noise image in px)")
+
+
+def load_input(cfg: DreamConfig, generator: torch.Generator) -> torch.Tensor:
+    """The input image as (1, 3, H, W) in [0, 1] on the CPU."""
+    if cfg.input.kind == InputKind.noise:
+        return noise(cfg.input.size, generator)
+    if cfg.input.kind == InputKind.image:
+        if not cfg.input.path:
+            raise DreamError("input=image needs input.path=/path/to/image")
+        image = load_image(cfg.input.path)
+    else:
+        image = sample_image()
+    return to_tensor(resize_long_side(image, cfg.input.size))
+
+
+@contextmanager
+def cudnn_autotuned(device: torch.device) -> Iterator[None]:
+    """cudnn.benchmark on CUDA while the block runs (each octave's size is tuned once, then reused),
+    then as it was: a notebook's other work keeps its own setting."""
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = previous or device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def _out_of_memory(error: Exception) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error)
+
+
+def _memory_advice(last: LastStep, full_size: tuple[int, int], dreamer: Dreamer) -> str:
+    """Which size ran out of memory, the largest that fit, and what to change."""
+    if last.image is None:
+        failed, fit = (last.sizes[0] if last.sizes else full_size), None
+    else:
+        fit = tuple(last.image.shape[-2:])
+        octave_done = last.step == last.steps - 1 and last.octave + 1 < len(last.sizes)
+        failed = last.sizes[last.octave + 1] if octave_done else fit
+    where = f"dreaming a {failed[1]}x{failed[0]} px image on {dreamer.device}"
+    if fit is not None and fit != failed:
+        where += f" (the largest size that fit was {fit[1]}x{fit[0]} px)"
+    tiles = f"smaller gradient tiles than {dreamer.tile_size} px" if dreamer.tile_size else "gradient tiles"
+    return (f"out of memory {where}: use a smaller input.size, fewer octaves, or {tiles} "
+            "(tile.size=512)")

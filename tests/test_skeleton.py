@@ -1,0 +1,93 @@
+"""The job skeleton: every job kind lives the same life, fails the same way and leaves the same record."""
+import json
+import signal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY
+from dreamrun.core import engine
+from dreamrun.errors import DreamError
+from dreamrun.jobs.dream import DreamJob
+from dreamrun.jobs.skeleton import run_job
+from dreamrun.jobs.zoom import ZoomJob
+from dreamrun.nets.build import efficientnet_lite0
+from test_zoom import ZOOM
+
+KINDS = [pytest.param(DreamJob, TINY, id="dream"), pytest.param(ZoomJob, ZOOM, id="zoom")]
+
+
+@pytest.mark.parametrize("kind, overrides", KINDS)
+def test_a_finished_job_records_its_metrics_and_every_file(compose_cfg, tmp_path, kind, overrides):
+    result = run_job(kind, compose_cfg(*overrides), tmp_path, overrides=overrides, progress=False)
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert record["status"] == "completed" and record["error"] is None and record["overrides"] == overrides
+    assert record["metrics"] == json.loads((tmp_path / "metrics.json").read_text()) == result.metrics
+    assert result.output.is_file() and record["paths"]["dream"] == "dream.png"
+    assert record["metrics"]["model"] == "efficientnet_lite0" and record["metrics"]["device"] == "cpu"
+
+
+@pytest.mark.parametrize("kind, overrides", KINDS)
+def test_every_job_kind_stops_at_a_nan_objective_with_one_line(compose_cfg, tmp_path, kind, overrides):
+    model = efficientnet_lite0()
+    state = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+             for k, v in model.state_dict().items()}
+    torch.save(state, tmp_path / "nan.pth")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    cfg = compose_cfg(*overrides, f"model.weights={tmp_path / 'nan.pth'}")
+    with pytest.raises(DreamError, match="the objective became NaN or infinite at step 0"):
+        run_job(kind, cfg, run_dir, progress=False)
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["status"] == "failed" and "NaN" in record["error"]
+    with Image.open(run_dir / "last_good.png") as good, Image.open(run_dir / "input.png") as source:
+        assert good.size[0] <= source.size[0]  # the first octave's image: the input, shrunk
+        assert np.asarray(good).std() > 0
+
+
+@pytest.mark.parametrize("kind, overrides", KINDS)
+def test_every_job_kind_says_what_to_change_when_memory_runs_out(compose_cfg, tmp_path, monkeypatch, kind,
+                                                                 overrides):
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(engine, "ascent_step", no_memory)
+    with pytest.raises(DreamError, match=r"^out of memory dreaming a \d+x\d+ px image on cpu: .*tile.size"):
+        run_job(kind, compose_cfg(*overrides), tmp_path, progress=False)
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert record["status"] == "failed" and record["error"].startswith("out of memory")
+
+
+def test_a_job_gives_the_host_its_signal_handlers_back(compose_cfg, tmp_path):
+    """The Python API in a notebook: dreamrun's SIGINT handler lives only as long as the job."""
+    host = lambda signum, frame: None  # noqa: E731
+    saved = {s: signal.signal(s, host) for s in (signal.SIGINT, signal.SIGTERM)}
+    seen = {}
+
+    def record_handler(*args, **kwargs):
+        seen["handler"] = signal.getsignal(signal.SIGINT)
+        return step(*args, **kwargs)
+
+    step = engine.ascent_step
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(engine, "ascent_step", record_handler)
+            run_job(DreamJob, compose_cfg(*TINY, "octaves=1", "steps=1"), tmp_path, progress=False)
+        assert seen["handler"] is not host  # dreamrun's own while dreaming
+        assert all(signal.getsignal(s) is host for s in saved)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def test_a_bug_is_recorded_as_failed_and_keeps_its_traceback(compose_cfg, tmp_path, monkeypatch):
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(engine, "ascent_step", bug)
+    with pytest.raises(ZeroDivisionError):
+        run_job(DreamJob, compose_cfg(*TINY), tmp_path, progress=False)
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert record["status"] == "failed" and record["error"] == "ZeroDivisionError: a bug"
