@@ -5,6 +5,7 @@ builder (its Weights API, offline, reading a cached file), efficientnet-lite-pyt
 `from_pretrained`, or the user's builder called directly. A network that merely dreams (any
 network's activation rises under gradient ascent) passes none of them unless it is the same one.
 """
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,11 @@ def assert_every_layer_matches(model: nn.Module, reference: nn.Module, model_cfg
             net.configure(channels_last=channels_last, autocast_dtype=None, compile=False)
             with torch.no_grad():
                 errors[layer, channels_last] = relative_error(net(image)[layer], expected[layer])
+    # the dreamer's way: every layer from one net, rewriting a model built for it alone (owns_model)
+    own = feature_net(copy.deepcopy(model), model_cfg, list(model_cfg.layers), owns_model=True)
+    with torch.no_grad():
+        for layer, activation in own(image).items():
+            errors[layer, "owns_model"] = relative_error(activation, expected[layer])
     if "logits" in model_cfg.layers:
         errors["logits vs the model's own output"] = relative_error(expected["logits"], expected["model output"])
     worst = max(errors, key=errors.get)

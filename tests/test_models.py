@@ -211,3 +211,12 @@ def test_a_custom_model_that_cannot_be_built_says_why(compose_cfg, overrides, me
     cfg = compose_cfg("model=custom", *overrides)
     with pytest.raises(DreamError, match=message):
         build_model(cfg.model)
+
+
+def test_a_custom_layer_path_the_model_lacks_names_the_modules_it_has(compose_cfg):
+    cfg = compose_cfg("model=custom", "model._target_=tiny_net.build", "+model.layers={features: '9'}",
+                      "+target.features=all")
+    with pytest.raises(DreamError) as error:
+        feature_net(build_model(cfg.model), cfg.model, ["features"])
+    assert str(error.value).startswith("model.layers.features=9: Sequential has no module or operation '9'; "
+                                       "its top-level modules: 0, 1, 2, 3")

@@ -88,8 +88,7 @@ def compile_target(cfg: DreamConfig) -> Objective:
 
 
 def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device) -> Dreamer:
-    model = build_model(cfg.model)
-    net = feature_net(model, cfg.model, objective.layers).to(device)
+    net = feature_net(build_model(cfg.model), cfg.model, objective.layers, owns_model=True).to(device)
     check_channels(objective, channel_counts(net, cfg.model.min_size, device))
     if cfg.guide.path:
         guide = to_tensor(resize_long_side(load_image(cfg.guide.path), cfg.guide.size))

@@ -124,11 +124,12 @@ def fold_batchnorm(module: fx.GraphModule) -> fx.GraphModule:
     return module
 
 
-def speed_up(module: fx.GraphModule) -> fx.GraphModule:
-    """A copy of the eval-mode graph with BatchNorm folded and average pools as convolutions.
+def speed_up(module: fx.GraphModule, *, in_place: bool = False) -> fx.GraphModule:
+    """The eval-mode graph with BatchNorm folded and average pools as convolutions.
 
-    A traced graph shares its submodules with the model it came from, so the rewrites change a
-    copy of the modules the graph calls (and only those: the layers past the cut are not copied).
+    A traced graph shares its submodules with the model it came from, so unless that model is
+    yours to change (in_place), the rewrites change a copy of the modules the graph calls (and
+    only those: the layers past the cut are not copied).
     """
-    own = copy.deepcopy(fx.GraphModule(module, module.graph))
+    own = module if in_place else copy.deepcopy(fx.GraphModule(module, module.graph))
     return avg_pools_as_convolutions(fold_batchnorm(own.eval()))
