@@ -20,6 +20,19 @@ def _cpu_threads():
     torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_dir(tmp_path_factory):
+    """dreamrun's notes-said-once markers (no ffmpeg here) go to a temp dir, never the user's ~/.cache."""
+    cache = tmp_path_factory.mktemp("xdg_cache")
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    yield
+    if previous is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
+
+
 @pytest.fixture
 def compose_cfg():
     """Compose dreamrun's config the way the CLI does, with command-line style overrides."""

@@ -4,11 +4,28 @@
      "metrics": {...}, "paths": {"dream": "dream.png", ...}, "started": "...", "finished": "...",
      "host": "...", "pid": 1234}
 
+`paths` names everything in the run dir: role -> path relative to the run dir (so a moved sweep dir
+stays readable), in file-name order. A dream run from the CLI:
+
+    {"hydra": ".hydra/", "dream": "dream.png", "log": "dreamrun.log",
+     "tensorboard": "events.out.tfevents.1732700000.host.1234.0", "input": "input.png",
+     "metrics": "metrics.json", "octave_0": "octave_0.png", "octave_1": "octave_1.png",
+     "result": "result.json"}
+
+- a file with a fixed name has its role (OUTPUT_FILES, result, zoom_state); octave_<i>.png is
+  octave_<i>; a TensorBoard event file is tensorboard (a resumed zoom adds tensorboard_1, ...)
+- a dir ends in "/" and stands for everything below it: a zoom's frames/ (possibly thousands of
+  frames) and Hydra's .hydra/
+- anything else in the run dir is listed under its own name, so nothing a job leaves goes unnamed
+- result.json lists itself: `paths` is taken just before it is written. Once a job has ended, every
+  file in its run dir is a value of `paths` or under a value ending in "/", and every value exists.
+
 Sweep summaries are built from these files alone, because under the joblib and submitit launchers
 jobs run in other processes (or on other machines) and nothing they hold in memory comes back.
 """
 import json
 import os
+import re
 import shutil
 import socket
 from dataclasses import asdict, dataclass, field
@@ -16,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from dreamrun.jobs.zoom_state import FRAMES_DIR, STATE_FILE
 from dreamrun.outputs.files import save_json
 
 RESULT_FILE = "result.json"
@@ -24,6 +42,11 @@ COMPLETED, FAILED, INTERRUPTED = "completed", "failed", "interrupted"
 OUTPUT_FILES = {"dream": "dream.png", "input": "input.png", "metrics": "metrics.json", "log": "dreamrun.log",
                 "interrupted": "interrupted.png", "last_good": "last_good.png",
                 "animation": "zoom.gif", "animation_webp": "zoom.webp", "video": "zoom.mp4"}
+# every name in a run dir with a fixed role: the outputs, then what records and resumes them
+ROLES = {name: role for role, name in {**OUTPUT_FILES, "result": RESULT_FILE, "zoom_state": STATE_FILE,
+                                       "frames": FRAMES_DIR, "hydra": ".hydra"}.items()}
+OCTAVE_IMAGE = re.compile(r"(octave_\d+)\.png")
+TENSORBOARD_PREFIX = "events.out.tfevents."
 
 
 # everything a job writes besides Hydra's .hydra/ and the log: what overwrite=true removes first
@@ -39,6 +62,30 @@ def clear_results(run_dir: Path) -> None:
     for pattern in RESULT_GLOBS:
         for path in run_dir.glob(pattern):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _role(name: str) -> str:
+    if name in ROLES:
+        return ROLES[name]
+    octave = OCTAVE_IMAGE.fullmatch(name)
+    if octave:
+        return octave.group(1)
+    return "tensorboard" if name.startswith(TENSORBOARD_PREFIX) else name
+
+
+def run_dir_paths(run_dir: Path) -> dict[str, str]:
+    """Everything in run_dir, and result.json about to be: role -> relative path, a dir's ending in "/"."""
+    entries = {entry.name: entry.is_dir() for entry in run_dir.iterdir()} if run_dir.is_dir() else {}
+    entries[RESULT_FILE] = False
+    paths: dict[str, str] = {}
+    for name in sorted(entries):
+        role = base = _role(name)
+        again = 0
+        while role in paths:  # several of a kind (TensorBoard event files): tensorboard, tensorboard_1, ...
+            again += 1
+            role = f"{base}_{again}"
+        paths[role] = name + "/" if entries[name] else name
+    return paths
 
 
 def _now() -> str:
@@ -62,7 +109,7 @@ class JobRecord:
         """Record the outcome and write result.json (atomically: a reader never sees half of it)."""
         self.status, self.error, self.metrics = status, error, metrics or {}
         self.finished = _now()
-        self.paths = {name: file for name, file in OUTPUT_FILES.items() if (run_dir / file).is_file()}
+        self.paths = run_dir_paths(run_dir)
         save_json(asdict(self), run_dir / RESULT_FILE)
 
 

@@ -1,7 +1,7 @@
 """One zoom dream from a config: frames, resume, the animation, a TensorBoard run.
 
     python -m dreamrun mode=zoom input=noise input.size=256 model=efficientnet_lite0 'target.block_12=[3,17]'
-    python -m dreamrun mode=zoom ... resume=true hydra.run.dir=outputs/2026-11-27/14-35-57
+    python -m dreamrun mode=zoom ... resume=true hydra.run.dir=outputs/2026-11-27/14-35-57_efficientnet_lite0_block_12@3-17
 
 After every frame, frames/<k>.png and zoom_state.json (the frame number and the jitter RNG's
 state) are written atomically, so a run killed at any point resumes after its last saved frame
@@ -29,7 +29,7 @@ from dreamrun.jobs.dreamer import build_dreamer, compile_target, configured_grad
 from dreamrun.jobs.skeleton import JobKind, JobResult
 from dreamrun.jobs.zoom_state import FRAMES_DIR, STATE_FILE, fingerprint, read_state
 from dreamrun.nets.build import class_names
-from dreamrun.outputs.animation import encode_animation, find_ffmpeg, save_animation, save_mp4
+from dreamrun.outputs.animation import encode_animation, find_ffmpeg, note_no_ffmpeg, save_animation, save_mp4
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil, to_tensor
 from dreamrun.outputs.progress import FrameProgressBar
@@ -197,7 +197,7 @@ def _write_outputs(cfg: DreamConfig, run_dir: Path, board: Optional[ZoomTensorBo
     if ffmpeg:
         save_mp4(run_dir / FRAMES_DIR, video, cfg.zoom.fps, ffmpeg, frames=cfg.zoom.frames)
     else:
-        log.info("no ffmpeg here, so no zoom.mp4: apt install ffmpeg, or pip install 'dreamrun[video]'")
+        note_no_ffmpeg()
     if board:
         preview = encode_animation(frames, cfg.zoom.fps, max_side=TENSORBOARD_ANIMATION_SIDE)
         with Image.open(frames[0]) as first:
