@@ -1,7 +1,8 @@
 """The Python API, for notebooks: the CLI's config vocabulary, the same engine.
 
     from dreamrun import dream
-    dreamed = dream(Image.open("photo.jpg"), target={"Mixed_6e": [12, 45]}, octaves=4)
+    dreamed = dream(Image.open("photo.jpg"), target={"Mixed_6e": [12, 45]}, octaves=4)   # at 512 px, as the CLI
+    dreamed = dream("photo.jpg", size=None)                                                # at the photo's own size
 """
 import os
 from typing import Any, Mapping, Optional
@@ -14,7 +15,15 @@ from dreamrun.jobs.dream import run_dream
 from dreamrun.jobs.skeleton import validate
 from dreamrun.outputs.images import load_image, resize_long_side, to_pil, to_rgb, to_tensor
 
-_UNSET = object()
+
+class _FromConfig:
+    """The default of a keyword the config supplies, so dream() and the CLI cannot drift apart."""
+
+    def __repr__(self) -> str:
+        return "<the CLI's default>"
+
+
+_FROM_CONFIG = _FromConfig()
 
 
 def dream(
@@ -22,13 +31,13 @@ def dream(
     *,
     target: Optional[Mapping[str, Any]] = None,
     model: str = "inception_v3",
-    weights: Any = _UNSET,
+    weights: Any = _FROM_CONFIG,
     octaves: int = 4,
     octave_scale: float = 1.4,
     steps: int = 10,
     step_size: float = 0.01,
     max_shift: int = 32,
-    size: Optional[int] = None,
+    size: Optional[int] | _FromConfig = _FROM_CONFIG,
     seed: int = 0,
     device: str = "auto",
     guide: Optional[str | os.PathLike] = None,
@@ -40,14 +49,17 @@ def dream(
 
     target: layer -> "all" | [channel, ...] | {"channels": ..., "weight": ..., "reduction": ...};
     None takes the model preset's default target. weights: the preset's default unless given (a
-    weights name, a state-dict path, or None for random). size: resize the long side first (None
-    keeps it). guide: an image to dream towards (guide.path). smoothing, laplacian_levels,
-    luminance_only: the gradient options (gradient.*), all off by default.
+    weights name, a state-dict path, or None for random). size: the long side in px the image is
+    resized to first, up or down; by default the CLI's (input.size, 512 px as shipped), None
+    keeps the image's own size. guide: an image to dream towards (guide.path). smoothing,
+    laplacian_levels, luminance_only: the gradient options (gradient.*), all off by default.
     """
     cfg = compose_config(f"model={model}")
     cfg.octaves, cfg.octave_scale, cfg.steps, cfg.step_size = octaves, octave_scale, steps, step_size
-    cfg.jitter.max_shift, cfg.seed, cfg.device, cfg.input.size = max_shift, seed, device, size
-    if weights is not _UNSET:
+    cfg.jitter.max_shift, cfg.seed, cfg.device = max_shift, seed, device
+    if size is not _FROM_CONFIG:
+        cfg.input.size = size
+    if weights is not _FROM_CONFIG:
         cfg.model.weights = None if weights is None else str(weights)
     if target is not None:
         cfg.target = OmegaConf.create(dict(target))
@@ -56,5 +68,5 @@ def dream(
     cfg.gradient.luminance_only = luminance_only
     validate(cfg)  # before the image is touched: a bad size would otherwise shrink it first
     pil = load_image(image) if isinstance(image, (str, os.PathLike)) else to_rgb(image)
-    result = run_dream(cfg, to_tensor(resize_long_side(pil, size)))
+    result = run_dream(cfg, to_tensor(resize_long_side(pil, cfg.input.size)))
     return to_pil(result.image)

@@ -212,7 +212,7 @@ def test_odd_images_are_dreamed_on_by_the_cli(tmp_path, case):
 @pytest.mark.parametrize("case", ODD_IMAGES)
 def test_odd_images_are_dreamed_on_by_the_api(tmp_path, case):
     make, size, _ = ODD_IMAGES[case]
-    dream = dreamrun.dream(make(tmp_path), model="efficientnet_lite0", octaves=1, steps=1, device="cpu")
+    dream = dreamrun.dream(make(tmp_path), model="efficientnet_lite0", octaves=1, steps=1, device="cpu", size=None)
     assert dream.mode == "RGB" and dream.size == size
 
 

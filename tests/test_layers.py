@@ -4,8 +4,9 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
-from dreamrun.nets.layers import describe_layers, target_presets
+from dreamrun.nets.layers import describe_layers, render, target_presets
 from conftest import REPO
 
 
@@ -24,13 +25,34 @@ def row(output: str, name: str) -> list[str]:
 def test_layer_browser_lists_vgg16_layers_with_channels_strides_and_presets():
     result = run_layers("model=vgg16")
     assert result.returncode == 0, result.stderr
-    assert row(result.stdout, "conv1_1") == ["conv1_1", "features.1", "64", "1"]
-    assert row(result.stdout, "conv4_3") == ["conv4_3", "features.22", "512", "8"]
-    assert row(result.stdout, "conv5_3") == ["conv5_3", "features.29", "512", "16"]
+    assert row(result.stdout, "conv1_1") == ["conv1_1", "features.1", "64", "1"]  # no preset selects it
+    assert row(result.stdout, "conv4_3") == ["conv4_3", "features.22", "512", "8", "conv4_3"]
+    assert row(result.stdout, "conv5_3") == ["conv5_3", "features.29", "512", "16", "conv5_3"]
     assert row(result.stdout, "logits") == ["logits", "classifier.6", "1000", "-"]
-    presets = result.stdout.split("target presets: ")[1].splitlines()[0].split(", ")
-    assert "conv4_3" in presets and "conv4_4" not in presets and "block_12" not in presets
-    assert "default target: conv4_3" in result.stdout
+    assert "conv4_4" not in result.stdout and "block_12" not in result.stdout  # other models' presets
+    assert "default target: target=conv4_3" in result.stdout.splitlines()
+
+
+def test_each_layer_names_the_target_presets_that_select_it(compose_cfg):
+    cfg = compose_cfg("model=inception_v3")
+    listing = render(cfg.model, cfg.target)
+    assert row(listing, "Mixed_6c") == ["Mixed_6c", "Mixed_6c", "768", "16", "mixed_6c,", "mixed_6"]
+    assert row(listing, "Mixed_7a")[-2:] == ["mixed_7a,", "mixed_7"]
+    assert row(listing, "logits") == ["logits", "fc", "1000", "-"]
+
+
+def _default_target_in_yaml(model: str) -> str:
+    """The target preset conf/model/<model>.yaml picks in its defaults list: `- override /target: NAME`."""
+    defaults = yaml.safe_load((REPO / "conf" / "model" / f"{model}.yaml").read_text())["defaults"]
+    (name,) = [entry["override /target"] for entry in defaults if "override /target" in entry]
+    return name
+
+
+@pytest.mark.parametrize("model", ["inception_v3", "efficientnet_lite0", "resnet50"])
+def test_the_default_target_is_the_preset_name_the_model_yaml_gives(compose_cfg, model):
+    cfg = compose_cfg(f"model={model}")
+    lines = render(cfg.model, cfg.target).splitlines()
+    assert lines[-1] == f"default target: target={_default_target_in_yaml(model)}"
 
 
 @pytest.mark.parametrize("preset, expected", [
@@ -52,8 +74,21 @@ def test_target_presets_are_those_whose_layers_the_model_has():
 
 def test_a_custom_model_without_layers_lists_its_modules_to_pick_from():
     result = run_layers("model=custom", "model._target_=tiny_net.build")
-    assert result.returncode == 2
-    assert "model.layers is empty" in result.stderr and "top-level modules: 0, 1, 2, 3" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "error" not in result.stderr
+    assert row(result.stdout, "module") == ["module", "type", "channels", "stride"]
+    assert row(result.stdout, "0") == ["0", "Conv2d", "8", "1"]
+    assert row(result.stdout, "1") == ["1", "ReLU", "8", "1"]
+    assert row(result.stdout, "2") == ["2", "Conv2d", "16", "2"]
+    assert row(result.stdout, "3") == ["3", "ReLU", "16", "2"]
+    assert "'+model.layers={name: path}'" in result.stdout
+
+
+def test_the_modules_a_custom_model_lists_can_be_named_as_its_layers():
+    result = run_layers("model=custom", "model._target_=tiny_net.build", "+model.layers={head: 3}")
+    assert result.returncode == 0, result.stderr
+    assert row(result.stdout, "head") == ["head", "3", "16", "2"]
+    assert "default target: none: add layers to it, e.g. '+target.head=all'" in result.stdout.splitlines()
 
 
 def test_an_unknown_model_is_refused_without_a_traceback():

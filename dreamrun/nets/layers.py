@@ -1,8 +1,11 @@
 """The layer browser: every targetable layer of a model, its channel count and output stride,
-and the target presets made for it. Offline: the network is built with random weights.
+the target presets that select it and the model's default one (as typed: target=mixed_6c); for a
+network without model.layers, its top-level modules to name them from. Offline: the network is
+built with random weights.
 
     dreamrun-layers model=vgg16
     python -m dreamrun.nets.layers model=efficientnet_lite0
+    dreamrun-layers model=custom model._target_=mypkg.nets.build      # its top-level modules, to name layers from
     python -m dreamrun.nets.layers model=custom model._target_=mypkg.nets.build '+model.layers={head: head}'
 """
 import math
@@ -10,10 +13,10 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dreamrun.config.compose import compose_config, config_dir
@@ -34,6 +37,15 @@ class Layer:
     stride: Optional[int]  # input side / feature map side; None for logits (no map)
 
 
+@dataclass(frozen=True)
+class Child:
+    """A top-level module of a network, to name model.layers from."""
+    path: str
+    kind: str  # its class name, e.g. Conv2d
+    channels: Optional[int]  # None: it gave no tensor for the probe image
+    stride: Optional[int]  # None: no feature map
+
+
 @torch.no_grad()
 def describe_layers(cfg: ModelConfig) -> list[Layer]:
     """Each of the preset's layers with its channel count and output stride, in the preset's order."""
@@ -47,6 +59,28 @@ def describe_layers(cfg: ModelConfig) -> list[Layer]:
     return [Layer(name, cfg.layers[name], outputs[name].shape[1], _stride(outputs[name])) for name in cfg.layers]
 
 
+@torch.no_grad()
+def describe_children(cfg: ModelConfig) -> tuple[list[Child], Optional[str]]:
+    """The network's top-level modules with the channels and stride of what each gave for a probe image,
+    and why the probe did not pass through the network, if it did not."""
+    model = build_architecture(cfg)
+    outputs: dict[str, Any] = {}
+    for name, child in model.named_children():
+        child.register_forward_hook(lambda module, args, output, name=name: outputs.setdefault(name, output))
+    problem = None
+    try:
+        model(torch.zeros(1, 3, PROBE_SIDE, PROBE_SIDE))
+    except Exception as e:  # a network of the user's own that cannot take the probe: still list its modules
+        problem = " ".join(f"{type(e).__name__}: {e}".split()[:40])  # one line, however long the message
+    children = []
+    for name, child in model.named_children():
+        output = outputs.get(name)
+        mapped = isinstance(output, torch.Tensor) and output.dim() >= 2
+        children.append(Child(name, type(child).__name__, output.shape[1] if mapped else None,
+                              _stride(output) if mapped else None))
+    return children, problem
+
+
 def _stride(activation: torch.Tensor) -> Optional[int]:
     if activation.dim() != 4:
         return None
@@ -55,33 +89,76 @@ def _stride(activation: torch.Tensor) -> Optional[int]:
     return 2 ** round(math.log2(PROBE_SIDE / activation.shape[-1]))
 
 
+def _presets(conf: Path) -> dict[str, DictConfig]:
+    """Every target preset (conf/target/*.yaml) by name, in natural order: block_2 before block_10."""
+    by_name = lambda path: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.stem)]
+    return {path.stem: OmegaConf.load(path) for path in sorted((conf / "target").glob("*.yaml"), key=by_name)}
+
+
+def _fitting_presets(layers: Sequence[str], conf: Path) -> dict[str, DictConfig]:
+    return {name: targets for name, targets in _presets(conf).items() if targets and set(targets) <= set(layers)}
+
+
 def target_presets(layers: Sequence[str], conf: Path = Path(config_dir())) -> list[str]:
     """The target presets (conf/target/*.yaml) whose layers all belong to a model with these layers."""
-    presets = []
-    # natural order: block_2 before block_10
-    by_name = lambda path: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.stem)]
-    for path in sorted((conf / "target").glob("*.yaml"), key=by_name):
-        targets = OmegaConf.load(path)
-        if targets and set(targets) <= set(layers):
-            presets.append(path.stem)
-    return presets
+    return list(_fitting_presets(layers, conf))
 
 
-def render(cfg: ModelConfig, default_target: Sequence[str]) -> str:
+def _table(rows: Sequence[Sequence[str]], align: str) -> list[str]:
+    """Rows of cells as aligned columns; align has one '<' or '>' per column."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(align))]
+    return ["  ".join(f"{cell:{a}{width}}" for cell, a, width in zip(row, align, widths)).rstrip() for row in rows]
+
+
+def _number(value: Optional[int]) -> str:
+    return "-" if value is None else str(value)
+
+
+def render(cfg: ModelConfig, target: Mapping[str, Any], conf: Path = Path(config_dir())) -> str:
+    """dreamrun-layers' listing: the model's layers, or without any its top-level modules to name them from."""
+    if not cfg.layers:
+        return _render_children(cfg)
     layers = describe_layers(cfg)
-    names = class_names(cfg.categories)
-    name_width = max(len("layer"), *(len(layer.name) for layer in layers))
-    module_width = max(len("module"), *(len(layer.module) for layer in layers))
-    lines = [f"{cfg.name}: input at least {cfg.min_size} px",
-             f"{'layer':<{name_width}}  {'module':<{module_width}}  channels  stride"]
+    presets = _fitting_presets(list(cfg.layers), conf)
+    rows = [["layer", "module", "channels", "stride", "target presets"]]
     for layer in layers:
-        stride = "-" if layer.stride is None else str(layer.stride)
-        lines.append(f"{layer.name:<{name_width}}  {layer.module:<{module_width}}  {layer.channels:>8}  {stride:>6}")
+        # the layer's own preset first, then the stages it belongs to
+        selecting = ", ".join(sorted((name for name, targets in presets.items() if layer.name in targets),
+                                     key=lambda name: len(presets[name])))
+        rows.append([layer.name, layer.module, str(layer.channels), _number(layer.stride), selecting])
+    lines = [f"{cfg.name}: input at least {cfg.min_size} px", *_table(rows, "<<>><")]
     if "logits" in cfg.layers:
+        names = class_names(cfg.categories)
         kind = f"{len(names)} ImageNet classes, by index or name" if names else "class indices"
         lines.append(f"logits: {{classes: [...]}} targets {kind}, e.g. '+target.logits={{classes: [1]}}'")
-    lines.append(f"target presets: {', '.join(target_presets(list(cfg.layers))) or 'none'}")
-    lines.append(f"default target: {', '.join(default_target) or 'none'}")
+    example = next((layer.name for layer in layers if layer.name != "logits"), "logits")
+    lines.append(f"default target: {_target_words(target, presets, example)}")
+    return "\n".join(lines)
+
+
+def _target_words(target: Mapping[str, Any], presets: Mapping[str, DictConfig], example: str) -> str:
+    """The target as the user types it: target=PRESET when it is one."""
+    if not target:
+        return f"none: add layers to it, e.g. '+target.{example}=all'"
+    chosen = OmegaConf.to_container(OmegaConf.create(dict(target)))
+    preset = next((name for name, targets in presets.items() if OmegaConf.to_container(targets) == chosen), None)
+    return f"target={preset}" if preset else ", ".join(target)
+
+
+def _render_children(cfg: ModelConfig) -> str:
+    """A network without model.layers: its top-level modules, and how to name the ones to target."""
+    children, problem = describe_children(cfg)
+    rows = [["module", "type", "channels", "stride"]]
+    rows += [[child.path, child.kind, _number(child.channels), _number(child.stride)] for child in children]
+    lines = [f"{cfg.name}: no layers named yet (model.layers is empty); its top-level modules:", *_table(rows, "<<>>")]
+    if problem:
+        lines.append(f"(a {PROBE_SIDE} px RGB probe image did not pass through it, so some shapes are missing: "
+                     f"{problem})")
+    # a module with a feature map makes the example; a global pool's 1 px map dreams nothing
+    mapped = [child.path for child in children if child.stride is not None and child.stride < PROBE_SIDE]
+    example = (mapped or [child.path for child in children] or ["path"])[-1]
+    lines.append(f"name the modules to target with '+model.layers={{name: path}}', "
+                 f"e.g. '+model.layers={{head: {example}}}' (a dotted path reaches inside a module: body.3)")
     return "\n".join(lines)
 
 
@@ -93,7 +170,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         return
     try:
         cfg = compose_config(*overrides)
-        print(render(cfg.model, list(cfg.target)))
+        print(render(cfg.model, cfg.target))
     except CONFIG_ERRORS as e:
         _refuse(one_line(e))
     except OmegaConfBaseException as e:
