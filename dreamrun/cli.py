@@ -62,7 +62,8 @@ def _run_job(cfg: DreamConfig) -> None:
             raise  # a bug: keep its traceback
         log.exception("dreamrun: job failed")
         return
-    print(result.output, flush=True)
+    # stdout holds the one path a command made: a run's dream (a zoom's animation), or a sweep's summary
+    print(result.output.absolute(), file=sys.stderr if in_sweep else sys.stdout, flush=True)
 
 
 def main() -> None:
@@ -113,13 +114,14 @@ def _launch() -> int:
         exit_status = interrupts.exit_status(e)
     except SystemExit as e:
         exit_status = e.code
+    sweeps.stop_job_lines()
     sweep_dir = sweeps.started_sweep_dir()
     if sweep_dir and Path(sweep_dir).is_dir():  # however the sweep ended: summarise what finished
         from dreamrun.sweeps.summary import report, write_summary
 
         summary = write_summary(sweep_dir)
         print(report(summary), file=sys.stderr)
-        print(Path(sweep_dir) / "summary.png", flush=True)
+        print((Path(sweep_dir) / "summary.png").absolute(), flush=True)
         if not exit_status and not summary.all_completed:
             exit_status = EXIT_SWEEP_FAILED
     return exit_status

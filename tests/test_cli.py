@@ -62,6 +62,9 @@ def test_weights_that_cannot_be_downloaded_say_where_to_put_them(tmp_path):
     (["target.Mixed_6c=[1"], "cannot read the override 'target.Mixed_6c=[1' (no viable alternative at input '[1'): "
                              "quote lists and dicts for the shell, e.g. 'target.Mixed_6c=[12,45]'"),
     (["-m", "octave=3,4"], "unknown key 'octave': did you mean 'octaves'?"),
+    (["+octave=3"], "unknown key 'octave': did you mean 'octaves'?"),  # Hydra's own hint, taken
+    (["+zoom.frame=5"], "unknown key 'zoom.frame': did you mean 'zoom.frames'?"),
+    (["-m", "+octave=3,4"], "unknown key 'octave': did you mean 'octaves'?"),
 ])
 def test_config_mistakes_are_one_line_naming_the_closest_key(tmp_path, overrides, line):
     proc = run_cli(*overrides, f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}")
@@ -177,11 +180,12 @@ def test_help_and_config_errors_answer_without_importing_torch(args):
 
 
 def test_a_default_run_dir_is_never_one_another_run_has(tmp_path):
-    """outputs/DATE/TIME already taken (another run started in the same second): the run gets TIME_2."""
+    """outputs/DATE/TIME_MODEL_TARGET already taken (another run started in the same second): the run
+    gets TIME_MODEL_TARGET_2."""
     from datetime import datetime, timedelta
 
     start = datetime.now()
-    taken = [tmp_path / "outputs" / t.strftime("%Y-%m-%d") / t.strftime("%H-%M-%S")
+    taken = [tmp_path / "outputs" / t.strftime("%Y-%m-%d") / t.strftime("%H-%M-%S_efficientnet_lite0_block_12")
              for t in (start + timedelta(seconds=s) for s in range(60))]
     for run_dir in taken:
         run_dir.mkdir(parents=True)
@@ -192,3 +196,13 @@ def test_a_default_run_dir_is_never_one_another_run_has(tmp_path):
     assert dream.name == "dream.png" and dream.parent.name.endswith("_2")
     assert dream.parent.with_name(dream.parent.name.removesuffix("_2")) in [d.resolve() for d in taken]
     assert all((d / "dream.png").read_bytes() == b"an earlier run's dream" for d in taken)
+
+
+def test_runs_and_sweeps_print_absolute_paths_however_their_dir_was_given(tmp_path):
+    """One form for every printed path: absolute, so it works from any directory."""
+    run = run_cli(*TINY, "octaves=1", "steps=1", "hydra.run.dir=rel/run", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [str(tmp_path / "rel" / "run" / "dream.png")]
+    sweep = run_cli("-m", *TINY, "octaves=1", "steps=1", "seed=0,1", "hydra.sweep.dir=rel/sweep", cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr
+    assert sweep.stdout.splitlines() == [str(tmp_path / "rel" / "sweep" / "summary.png")]

@@ -87,3 +87,13 @@ def test_job_name_is_dreamrun_and_runs_do_not_chdir():
         cfg = compose(config_name="config", return_hydra_config=True)
     assert cfg.hydra.job.name == "dreamrun"
     assert cfg.hydra.job.chdir is False
+
+
+def test_only_open_dictionaries_and_schema_keys_may_be_added_with_plus():
+    from dreamrun.config.added_keys import unknown_added_keys
+
+    fine = ["+target.block_3=[1]", "+model.layers={stage3: body.3}", "+model.kwargs.width=4", "++octaves=2",
+            "+hydra.job.env_set.X=1", "+jitter=strong", "octaves=3"]
+    assert unknown_added_keys(fine, groups={"jitter", "model", "target"}) == []
+    assert unknown_added_keys(["+octave=3", "+zoom.frame=5", "++stepsize=0.1", "+model.layerz.a=b"],
+                              groups={"jitter"}) == ["octave", "zoom.frame", "stepsize", "model.layerz.a"]

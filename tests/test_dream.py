@@ -1,5 +1,6 @@
 """Whole dreams through dreamrun.jobs.dream and the Python API, on tiny images."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from dreamrun.core.octaves import resize
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dream import DreamJob, at_full_size, objective_gain, run_dream
 from dreamrun.jobs.skeleton import load_input, run_job
-from dreamrun.outputs.images import to_pil
+from dreamrun.outputs.images import resize_long_side, to_pil, to_tensor
 from conftest import TINY
 
 # measured with Lite0's real ReLU6 network: 1.62x on the 128 px sample photo (2 octaves x 10 steps,
@@ -123,14 +124,15 @@ def test_run_job_writes_the_run_dir(compose_cfg, tmp_path):
 def test_python_api_returns_a_dream_of_the_same_size():
     source = Image.new("RGB", (90, 60), (120, 80, 60))
     dreamed = dreamrun.dream(source, model="efficientnet_lite0", target={"block_6": "all"},
-                             octaves=1, steps=3, device="cpu")
+                             octaves=1, steps=3, device="cpu", size=None)
     assert isinstance(dreamed, Image.Image) and dreamed.size == (90, 60)
     assert dreamed.tobytes() != source.tobytes()
 
 
 def test_python_api_takes_the_gradient_options_and_a_guide(tmp_path):
     source = to_pil(torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0)))
-    common = {"model": "efficientnet_lite0", "octaves": 1, "steps": 4, "step_size": 0.03, "device": "cpu"}
+    common = {"model": "efficientnet_lite0", "octaves": 1, "steps": 4, "step_size": 0.03, "device": "cpu",
+              "size": None}
     plain = dreamrun.dream(source, **common)
     luminance = dreamrun.dream(source, luminance_only=True, **common)
     assert luminance.tobytes() != plain.tobytes()
@@ -238,3 +240,14 @@ def test_cudnn_autotuning_is_on_only_while_a_dream_runs(device):
         assert torch.backends.cudnn.benchmark is False
     finally:
         torch.backends.cudnn.benchmark = saved
+
+
+def test_an_input_path_means_that_image_even_without_input_image(compose_cfg):
+    photo = Path(__file__).parent / "photos" / "chelsea.jpg"
+    given = load_input(compose_cfg(*TINY, f"input.path={photo}"), torch.Generator())
+    with Image.open(photo) as source:  # the photo itself, resized: an independent decode
+        expected = to_tensor(resize_long_side(source.convert("RGB"), 96))
+    assert torch.equal(given, expected)
+    assert not torch.equal(given, load_input(compose_cfg(*TINY), torch.Generator()))  # not the sample photo
+    with pytest.raises(DreamError, match="input=noise makes its own image"):
+        load_input(compose_cfg(*TINY, "input=noise", f"input.path={photo}"), torch.Generator())

@@ -21,6 +21,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import REPO, TINY, run_cli, start_cli
 from dreamrun.config.run_names import claim_fresh_dir
 from dreamrun.outputs.contact_sheet import Layout
+from dreamrun.sweeps.job_lines import JobLines
 from dreamrun.sweeps.launch import constant_keys, device_for_job
 from dreamrun.sweeps.summary import TENSORBOARD_SUFFIX, main as summarize_main, split_axes, write_summary
 
@@ -54,8 +55,8 @@ def _shows(sheet: Image.Image, layout: Layout, row: int, col: int, dream: Path) 
 def _check_grid_sweep(sweep_dir: Path) -> None:
     """A 2x2 sweep of octaves=1,2 x target=block_5,block_12 that completed."""
     results = _results(sweep_dir)
-    assert sorted(results) == ["0_octaves=1,target=block_5", "1_octaves=1,target=block_12",
-                               "2_octaves=2,target=block_5", "3_octaves=2,target=block_12"]
+    assert sorted(results) == ["0_octaves=1_target=block_5", "1_octaves=1_target=block_12",
+                               "2_octaves=2_target=block_5", "3_octaves=2_target=block_12"]
     for name, result in results.items():
         assert result["status"] == "completed" and result["error"] is None
         assert result["metrics"]["gain"] > 0 and result["paths"]["dream"] == "dream.png"
@@ -78,7 +79,11 @@ def test_basic_launcher_sweep_writes_every_result_and_a_summary(tmp_path):
     proc = run_cli("-m", *BASE, "octaves=1,2", "target=block_5,block_12", f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
     _check_grid_sweep(tmp_path)
-    assert proc.stdout.strip().splitlines()[-1] == str(tmp_path / "summary.png")
+    # stdout: the summary's path and nothing else (Hydra's "Launching" lines and each job's path: stderr)
+    assert proc.stdout.splitlines() == [str(tmp_path / "summary.png")]
+    assert "Launching 4 jobs locally" in proc.stderr
+    assert sorted(line for line in proc.stderr.splitlines() if line.endswith("dream.png")) == \
+        sorted(str(p) for p in tmp_path.glob("*/dream.png"))
     assert "4 jobs: 4 completed" in proc.stderr
     board = EventAccumulator(str(tmp_path), size_guidance={"images": 0, "scalars": 0}).Reload()
     assert board.Tags()["images"] == ["sweep/summary"]
@@ -93,6 +98,22 @@ def test_submitit_local_sweep_runs_jobs_as_subprocesses(tmp_path):
     _check_grid_sweep(tmp_path)
     pids = {result["pid"] for result in _results(tmp_path).values()}
     assert len(pids) == 4  # one process per job (the basic launcher runs them all in its own)
+    # submitit's jobs print into files: the launching process says when each one finished
+    assert sorted(line for line in proc.stderr.splitlines() if line.endswith("dream.png")) == \
+        sorted(str(p) for p in tmp_path.glob("*/dream.png"))
+    assert proc.stdout.splitlines() == [str(tmp_path / "summary.png")]
+
+
+def test_job_lines_report_each_finished_job_once(tmp_path):
+    stream = io.StringIO()
+    lines = JobLines(tmp_path, stream)
+    _fake_job(tmp_path, 0, ["seed=0"], "completed")
+    lines.report_new()
+    _fake_job(tmp_path, 1, ["seed=1"], "failed")
+    _fake_job(tmp_path, 2, ["seed=2"], None)  # still running: no result.json yet
+    lines.report_new()
+    lines.stop()
+    assert stream.getvalue().splitlines() == [str(tmp_path / "0_job" / "dream.png"), "failed 1_job: boom"]
 
 
 @pytest.mark.slow
@@ -112,7 +133,7 @@ def test_a_bad_job_fails_alone_and_the_sweep_exits_non_zero(tmp_path):
     assert [r["status"] for r in rows] == ["completed", "failed", "completed"]
     assert message in rows[1]["error"]
     assert message in (tmp_path / "summary.md").read_text()
-    assert f"failed 1_target.block_12=[5000]: target.block_12: {message}" in proc.stderr
+    assert f"failed 1_target.block_12=5000: target.block_12: {message}" in proc.stderr
     dream = next(tmp_path.glob("0_*/dream.png"))
     layout = _layout(dream, col_labels=True)
     with Image.open(tmp_path / "summary.png") as sheet:
@@ -173,8 +194,8 @@ def test_sweep_jobs_get_readable_dirs_and_one_tensorboard_run_each(tmp_path):
     assert proc.returncode == 0, proc.stderr
     jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
     # named by what differs between the jobs; the overrides they share would only hide it
-    assert jobs == ["0_+target.block_3=[1,2],octaves=1", "1_+target.block_3=[0],octaves=1",
-                    "2_+target.block_3=[1,2],octaves=2", "3_+target.block_3=[0],octaves=2"]
+    assert jobs == ["0_+target.block_3=1-2_octaves=1", "1_+target.block_3=0_octaves=1",
+                    "2_+target.block_3=1-2_octaves=2", "3_+target.block_3=0_octaves=2"]
     for job in jobs:
         assert (tmp_path / job / "dream.png").is_file()
         assert len(list((tmp_path / job).glob("events.out.tfevents.*"))) == 1

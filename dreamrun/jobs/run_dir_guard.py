@@ -4,7 +4,6 @@ A default dir (outputs/DATE/TIME) is claimed fresh: never one another run alread
 named is refused if it holds an earlier run's results (its .hydra/ record included), unless
 overwrite=true, or resume=true for a zoom whose saved frames were made with the same settings."""
 import copy
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +12,9 @@ from omegaconf import DictConfig, open_dict, read_write
 
 from dreamrun.config.run_names import claim_fresh_dir
 from dreamrun.config.schema import Mode
-from dreamrun.errors import EXIT_USER_ERROR, DreamError
+from dreamrun.errors import DreamError, refuse
 from dreamrun.jobs.record import has_results
 from dreamrun.jobs.zoom_state import fingerprint, read_state
-
-
-def _refuse(message: str) -> None:
-    print(f"dreamrun: error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USER_ERROR)
 
 
 def _task_config(config: DictConfig) -> DictConfig:
@@ -57,7 +51,7 @@ class RunDirGuard(Callback):
         try:
             check_run_dir(config)
         except DreamError as e:
-            _refuse(str(e))
+            refuse(str(e))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not _named_by_user(config, "hydra.sweep.dir"):
@@ -70,5 +64,5 @@ class RunDirGuard(Callback):
             return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         if not config.overwrite and any(has_results(job) for job in sweep_dir.glob("*/")):
-            _refuse(f"{sweep_dir} already holds the results of a sweep: choose another hydra.sweep.dir, "
-                    "or pass overwrite=true to replace them")
+            refuse(f"{sweep_dir} already holds the results of a sweep: choose another hydra.sweep.dir, "
+                   "or pass overwrite=true to replace them")

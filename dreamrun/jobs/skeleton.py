@@ -158,13 +158,17 @@ def validate(cfg: DreamConfig) -> None:
 
 
 def load_input(cfg: DreamConfig, generator: torch.Generator) -> torch.Tensor:
-    """The input image as (1, 3, H, W) in [0, 1] on the CPU."""
+    """The input image as (1, 3, H, W) in [0, 1] on the CPU. A path means that image, with or without
+    input=image: only input=noise, which makes its own, refuses one."""
     if cfg.input.kind == InputKind.noise:
+        if cfg.input.path:
+            raise DreamError(f"input=noise makes its own image, so input.path={cfg.input.path} would be "
+                             "ignored: drop input.path, or dream on it with input=image")
         return noise(cfg.input.size, generator)
-    if cfg.input.kind == InputKind.image:
-        if not cfg.input.path:
-            raise DreamError("input=image needs input.path=/path/to/image")
+    if cfg.input.path:
         image = load_image(cfg.input.path)
+    elif cfg.input.kind == InputKind.image:
+        raise DreamError("input=image needs input.path=/path/to/image")
     else:
         image = sample_image()
     return to_tensor(resize_long_side(image, cfg.input.size))

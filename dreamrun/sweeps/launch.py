@@ -4,18 +4,20 @@ Hydra skips `on_multirun_end` when a job failed, so the callback only notes the 
 the CLI summarises the sweep after Hydra returns, however the sweep ended.
 """
 import shutil
-import sys
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
-from dreamrun.errors import EXIT_USER_ERROR
+from dreamrun.errors import refuse
+from dreamrun.sweeps.job_lines import JobLines
 
 EXCLUDE_KEYS = "hydra.job.config.override_dirname.exclude_keys"
 
 _sweep_dir: Optional[str] = None
+_job_lines: Optional[JobLines] = None
 
 
 class LauncherCheck(Callback):
@@ -26,19 +28,20 @@ class LauncherCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         launcher = str(config.hydra.launcher.get("_target_", ""))
         if launcher.endswith("SlurmLauncher") and not shutil.which("srun"):
-            print("dreamrun: error: hydra/launcher=slurm needs SLURM, and srun is not on PATH here: run the "
-                  "sweep from the cluster's login node, or try it locally with hydra/launcher=local",
-                  file=sys.stderr)
-            sys.exit(EXIT_USER_ERROR)
+            refuse("hydra/launcher=slurm needs SLURM, and srun is not on PATH here: run the sweep from the "
+                   "cluster's login node, or try it locally with hydra/launcher=local")
 
 
 class SweepSetup(Callback):
     """Runs in the process that launches the sweep, before any job starts."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global _sweep_dir
+        global _sweep_dir, _job_lines
         _sweep_dir = str(config.hydra.sweep.dir)
         _name_jobs_by_swept_keys(config)
+        if "submitit" in str(config.hydra.launcher.get("_target_", "")):  # its jobs print into files
+            _job_lines = JobLines(Path(_sweep_dir))
+            _job_lines.start()
 
 
 def constant_keys(task_overrides: Sequence[str]) -> list[str]:
@@ -60,6 +63,14 @@ def _name_jobs_by_swept_keys(config: DictConfig) -> None:
     quoted = ",".join("'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'" for key in keys)
     with read_write(hydra_overrides), open_dict(hydra_overrides):
         hydra_overrides.append(f"{EXCLUDE_KEYS}=[{quoted}]")
+
+
+def stop_job_lines() -> None:
+    """The sweep has ended: report the jobs that finished since the last look."""
+    global _job_lines
+    if _job_lines is not None:
+        _job_lines.stop()
+        _job_lines = None
 
 
 def started_sweep_dir() -> Optional[str]:

@@ -296,7 +296,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         sys.exit(EXIT_USER_ERROR)
     summary = write_summary(args.sweep_dir, tensorboard=not args.no_tensorboard)
     print(report(summary), file=sys.stderr)
-    print(args.sweep_dir / "summary.png")
+    print((args.sweep_dir / "summary.png").absolute())
 
 
 if __name__ == "__main__":
