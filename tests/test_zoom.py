@@ -181,5 +181,24 @@ def test_resume_is_for_zooms_and_never_rewrites_a_finished_dream(tmp_path):
     assert first.returncode == 0, first.stderr
     finished = snapshot(tmp_path)
     again = run_cli(*TINY, "resume=true", f"hydra.run.dir={tmp_path}")
-    assert again.returncode == 2 and "resume=true continues a zoom" in again.stderr
+    assert again.returncode == 2 and "a dream has nothing to resume" in again.stderr
     assert snapshot(tmp_path) == finished
+
+
+@pytest.mark.parametrize("args, message", [
+    ([*TINY, "resume=true"], "a dream has nothing to resume"),
+    ([*ZOOM, "resume=true"], "resume=true needs the run dir of the zoom to continue"),
+    ([*ZOOM, "resume=true", "hydra.run.dir=never_run"], "holds no saved zoom frames"),
+    ([*ZOOM, "resume=true", "overwrite=true", "hydra.run.dir=never_run"], "pass one"),
+    (["-m", *ZOOM, "resume=true", "seed=0,1"], "a sweep has nothing to resume"),
+])
+def test_resume_is_refused_where_there_is_nothing_to_resume(tmp_path, args, message):
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [proc.stderr.strip()]  # one line
+    assert message in proc.stderr
+    assert not any(tmp_path.iterdir())  # refused before any dir was made
+
+
+def test_a_zoom_resumed_in_process_without_saved_frames_is_refused(compose_cfg, tmp_path):
+    with pytest.raises(DreamError, match="holds no saved zoom frames"):
+        run_job(ZoomJob, compose_cfg(*ZOOM, "resume=true"), tmp_path, progress=False)

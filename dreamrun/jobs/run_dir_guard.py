@@ -1,8 +1,9 @@
 """The run-dir guard: a Hydra callback that runs before Hydra writes anything into the run dir.
 
-A default dir (outputs/DATE/TIME) is claimed fresh: never one another run already has. A dir the user
-named is refused if it holds an earlier run's results (its .hydra/ record included), unless
-overwrite=true, or resume=true for a zoom whose saved frames were made with the same settings."""
+A default dir (outputs/DATE/TIME_MODEL_TARGET) is claimed fresh: never one another run already has. A dir
+the user named is refused if it holds an earlier run's results (its .hydra/ record included), unless
+overwrite=true. resume=true is refused wherever there is nothing to resume: anywhere but a named zoom
+run dir whose saved frames were made with the same settings."""
 import copy
 from pathlib import Path
 from typing import Any
@@ -24,18 +25,32 @@ def _task_config(config: DictConfig) -> DictConfig:
     return task
 
 
-def check_run_dir(config: DictConfig) -> None:
-    """Raise DreamError if this single run may not write into hydra.run.dir."""
+def check_resume(config: DictConfig, named_dir: bool) -> None:
+    """Raise DreamError unless resume=true has an interrupted zoom with the same settings to continue."""
+    if config.mode != Mode.zoom:
+        raise DreamError("resume=true continues an interrupted zoom (mode=zoom); a dream has nothing to "
+                         "resume: drop resume=true")
+    if config.overwrite:
+        raise DreamError("resume=true continues a zoom's frames and overwrite=true removes them: pass one")
+    if not named_dir:
+        raise DreamError("resume=true needs the run dir of the zoom to continue: add "
+                         "hydra.run.dir=<the dir the interrupted zoom printed>")
     run_dir = Path(str(config.hydra.run.dir))
-    if config.overwrite or not has_results(run_dir):
+    # refuses other settings, before any file changes
+    if read_state(run_dir, fingerprint(_task_config(config))) is None:
+        raise DreamError(f"resume=true, but {run_dir} holds no saved zoom frames (no zoom_state.json): "
+                         "nothing to resume; drop resume=true to start a new zoom")
+
+
+def check_run_dir(config: DictConfig) -> None:
+    """Raise DreamError if this single run may not write into the hydra.run.dir the user named."""
+    if config.resume:
+        check_resume(config, named_dir=True)
         return
-    if not config.resume:
+    run_dir = Path(str(config.hydra.run.dir))
+    if not config.overwrite and has_results(run_dir):
         raise DreamError(f"{run_dir} already holds the results of a run: choose another hydra.run.dir, "
                          "or pass overwrite=true to replace them")
-    if config.mode != Mode.zoom:
-        raise DreamError(f"resume=true continues a zoom (mode=zoom); {run_dir} already holds the results of "
-                         "a run: choose another hydra.run.dir, or pass overwrite=true to replace them")
-    read_state(run_dir, fingerprint(_task_config(config)))  # refuses other settings, before any file changes
 
 
 def _named_by_user(config: DictConfig, key: str) -> bool:
@@ -44,6 +59,11 @@ def _named_by_user(config: DictConfig, key: str) -> bool:
 
 class RunDirGuard(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.resume and not _named_by_user(config, "hydra.run.dir"):
+            try:
+                check_resume(config, named_dir=False)
+            except DreamError as e:
+                refuse(str(e))
         if not _named_by_user(config, "hydra.run.dir"):
             with read_write(config.hydra.run):
                 config.hydra.run.dir = claim_fresh_dir(str(config.hydra.run.dir))
@@ -54,6 +74,9 @@ class RunDirGuard(Callback):
             refuse(str(e))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.resume:
+            refuse("resume=true continues one interrupted zoom, in its run dir; a sweep has nothing to resume: "
+                   "drop resume=true, or resume a job of the sweep alone with its hydra.run.dir")
         if not _named_by_user(config, "hydra.sweep.dir"):
             claimed = claim_fresh_dir(str(config.hydra.sweep.dir))
             overrides = config.hydra.overrides.hydra

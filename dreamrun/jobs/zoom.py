@@ -130,7 +130,8 @@ class ZoomJob(JobKind):
         saved = resume_point(self.run_dir, self.fingerprint) if cfg.resume else None
         self.resumed = saved is not None
         if cfg.resume and saved is None:
-            log.warning("resume=true, but %s has no saved frames: starting at frame 0", self.run_dir)
+            raise DreamError(f"resume=true, but {self.run_dir} holds no saved zoom frames (no zoom_state.json): "
+                             "nothing to resume; drop resume=true to start a new zoom")
         if saved:
             last, image, rng_state = saved
             self.generator.set_state(rng_state)
