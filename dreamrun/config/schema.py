@@ -27,6 +27,9 @@ class ModelConfig:
     min_size: int = 32  # smallest input side the network accepts
     layers: Dict[str, str] = field(default_factory=dict)  # target name -> module path
     categories: Optional[str] = None  # "imagenet": the class names {classes: [...]} targets may use
+    # padded convolutions, so a tile's feature maps are the image's cut at the tile and tiles give the
+    # untiled gradient; false (Inception-v3's unpadded ones): tile.size=auto does not tile
+    tileable: bool = True
 
 
 class InputKind(Enum):

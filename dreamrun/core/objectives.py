@@ -101,6 +101,22 @@ class Objective:
         """Each term's unweighted activation, by term name."""
         return {t.name: t.activation(activations) for t in self.terms}
 
+    def tiling_obstacle(self) -> Optional[str]:
+        """Why tiles (core.tiles.gradient) would not give this objective's gradient; None where they would.
+
+        A tile's objective counts by its share of the image, which is exact for a mean over a feature map
+        (mean_square, mean, a guide's match) but not for a norm over the whole map (l2: the square root of
+        a sum over every tile), nor for class scores: the classifier scores the whole image (VGG's sees a
+        7x7 grid of it), and squared scores (mean_square, l2) are not a tile's share even where it pools.
+        """
+        for term in self.terms:
+            if term.layer == LOGITS:
+                return f"target {term.name} scores classes from the whole image, which tiles do not split"
+            if term.reduction == "l2" and term.guide is None:
+                return (f"target {term.name} has reduction=l2, a norm over the whole feature map, "
+                        f"which tiles do not split")
+        return None
+
     def __add__(self, other: "Objective | Term") -> "Objective":
         return Objective(self.terms + as_objective(other).terms)
 

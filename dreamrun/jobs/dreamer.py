@@ -102,7 +102,12 @@ def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device) 
     net.configure(channels_last=cfg.channels_last, compile=cfg.compile,
                   autocast_dtype=autocast_dtype(_name(cfg.precision), device))
     dreamer = Dreamer(net, objective, device)
-    dreamer.tile_size = resolve_tile_size(cfg.tile.size, dreamer, device, cfg.model.min_size)
+    obstacle = objective.tiling_obstacle() or (None if cfg.model.tileable else (
+        f"{cfg.model.name}'s unpadded convolutions shrink each tile's feature maps (model.tileable=false)"))
+    dreamer.tile_size, note = resolve_tile_size(cfg.tile.size, dreamer, device, cfg.model.min_size, obstacle,
+                                                long_side=cfg.input.size)
+    if note:
+        log.warning(note)
     return dreamer
 
 
