@@ -3,11 +3,17 @@
 Refused input: one line `dreamrun: error: ...`, exit 2, no traceback, nothing on stdout, and the run
 dir holds only the record of the failure. Odd but valid images: dreamed on, correctly converted.
 """
+import base64
 import json
+import os
 import pickle
 import re
+import shutil
 import struct
+import threading
+import time
 import zlib
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +24,10 @@ from PIL import Image
 
 import dreamrun
 from conftest import TINY, run_cli
+from dreamrun.config.compose import compose_config
 from dreamrun.errors import DreamError
+from dreamrun.jobs.zoom_state import RNG_STATE_BYTES, STATE_FILE, read_state
+from dreamrun.nets.build import build_architecture
 
 EXIF_ORIENTATION = 0x0112
 RECORD_ONLY = {".hydra", "dreamrun.log", "result.json"}  # what a refused run leaves
@@ -58,6 +67,34 @@ def _directory(t: Path) -> Path:
     return t / "photos.jpg"
 
 
+def named_pipe(path: Path) -> Path:
+    """A FIFO at path, and a watchdog that opens it to write once anyone opens it to read: whatever reads it
+    then sees an empty file, so a regression fails its test instead of hanging it."""
+    os.mkfifo(path)
+
+    def unblock_a_reader():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # ENXIO: no reader
+                pass
+            time.sleep(0.05)
+    threading.Thread(target=unblock_a_reader, daemon=True).start()
+    return path
+
+
+def _symlink_loop(t: Path) -> Path:
+    (t / "a.jpg").symlink_to(t / "b.jpg")
+    (t / "b.jpg").symlink_to(t / "a.jpg")
+    return t / "a.jpg"
+
+
+def _broken_symlink(t: Path) -> Path:
+    (t / "link.jpg").symlink_to(t / "gone.jpg")
+    return t / "link.jpg"
+
+
 def _one_pixel(t: Path) -> Path:
     Image.new("RGB", (1, 1), "red").save(t / "dot.png")
     return t / "dot.png"
@@ -65,12 +102,17 @@ def _one_pixel(t: Path) -> Path:
 
 # image file -> the message; every one is refused
 BAD_IMAGES = {
-    "missing": (lambda t: t / "missing.jpg", "image not found"),
+    "missing": (lambda t: t / "missing.jpg", "image file not found"),
     "zero bytes": (lambda t: _write(t / "empty.jpg", b""), "cannot read image"),
     "truncated JPEG": (lambda t: _truncated(t, "cut.jpg", "JPEG"), "cannot read image"),
     "truncated PNG": (lambda t: _truncated(t, "cut.png", "PNG"), "cannot read image"),
     "text named .jpg": (_image_of_text, "cannot read image"),
     "directory": (_directory, "is a directory, not an image file"),
+    "named pipe": (lambda t: named_pipe(t / "pipe.jpg"), "pipe.jpg is a named pipe, not an image file"),
+    "character device": (lambda t: Path("/dev/zero"), "/dev/zero is a character device, not an image file"),
+    "symlink loop": (_symlink_loop, "cannot read image file .*a.jpg: Too many levels of symbolic links"),
+    "broken symlink": (_broken_symlink, r"image file not found: .*link.jpg \(a broken symlink to .*gone.jpg\)"),
+    "name too long": (lambda t: t / ("a" * 300 + ".jpg"), "cannot read image file .*: File name too long"),
     "1x1 image": (_one_pixel, r"is 1x1 px: too small to dream on \(at least 16 px a side\)"),
     "decompression bomb": (lambda t: _write(t / "bomb.png", _png_header(20000, 20000)),
                            r"refusing .*bomb.png unread: .*exceeds limit"),
@@ -140,12 +182,34 @@ class RunsCode:
         return (exec, ("open('PWNED', 'w').write('x')",))
 
 
+@cache
+def _lite0_state() -> dict:
+    return build_architecture(compose_config("model=efficientnet_lite0", "model.weights=null").model).state_dict()
+
+
+def _cut_in_half(path: Path) -> None:
+    torch.save(_lite0_state(), path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _with_nan(path: Path) -> None:
+    state = {k: v.clone() for k, v in _lite0_state().items()}
+    state["_blocks.5._bn1.weight"][3] = float("nan")
+    torch.save(state, path)
+
+
 BAD_WEIGHTS = {
     "corrupt weights file": (lambda p: p.write_bytes(b"\x80\x04 not really a checkpoint"), "cannot load weights file"),
     "another architecture": (lambda p: torch.save(torchvision.models.resnet18().state_dict(), p),
                              r"does not fit this architecture.*missing: _conv_stem.*unexpected: conv1.weight"),
     "a pickle that runs code": (lambda p: torch.save({"x": RunsCode()}, p, pickle_module=pickle),
                                 "cannot load weights file .*not a plain PyTorch state dict"),
+    "a text file": (lambda p: p.write_text("these are my notes, not weights"),
+                    r"cannot load weights file .*weights.pth: not a PyTorch weights file \(it starts with b'these"),
+    "torch.save's file cut in half": (_cut_in_half,
+                                      "cannot load weights file .*weights.pth: it is truncated or damaged"),
+    "NaN weights": (_with_nan, r"weights file .*weights.pth: _blocks.5._bn1.weight holds NaN"),
+    "a named pipe": (named_pipe, "weights.pth is a named pipe, not a weights file"),
 }
 
 # config overrides -> the message (exit 2); Hydra's own refusals (exit 1) are in test_cli
@@ -250,3 +314,138 @@ def test_bad_values_are_refused_by_the_api(kwargs, message):
     with pytest.raises(DreamError, match=message):
         dreamrun.dream(Image.new("RGB", (96, 64)), model="efficientnet_lite0", device="cpu",
                        **{"octaves": 1, "steps": 1, **kwargs})
+
+
+def test_an_image_path_with_tilde_is_in_the_home_dir(tmp_path, monkeypatch):
+    _photo().save(tmp_path / "photo.png")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert dreamrun.dream("~/photo.png", model="efficientnet_lite0", octaves=1, steps=1, device="cpu",
+                         size=None).size == (96, 64)
+    run_dir = tmp_path / "run"
+    proc = run_cli(*TINY, "input=image", 'input.path="~/photo.png"', f"hydra.run.dir={run_dir}",
+                   env={"HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+
+
+ZOOM_SETTINGS = {"seed": 0}
+
+
+def _zoom_run_dir(t: Path) -> Path:
+    """A zoom run dir as FrameWriter leaves it after frame 2: the frame and its zoom_state.json."""
+    run_dir = t / "zoom"
+    (run_dir / "frames").mkdir(parents=True)
+    Image.new("RGB", (64, 64)).save(run_dir / "frames" / "000002.png")
+    rng_state = base64.b64encode(torch.Generator().get_state().numpy().tobytes()).decode()
+    (run_dir / STATE_FILE).write_text(json.dumps({"frame": 2, "rng_state": rng_state, "config": ZOOM_SETTINGS}))
+    return run_dir
+
+
+def _state_edit(edit):
+    """The state file with edit applied to its JSON object."""
+    def make(run_dir: Path) -> None:
+        state = json.loads((run_dir / STATE_FILE).read_text())
+        (run_dir / STATE_FILE).write_text(json.dumps(edit(state)))
+    return make
+
+
+def _state_text(data: bytes):
+    def make(run_dir: Path) -> None:
+        (run_dir / STATE_FILE).write_bytes(data)
+    return make
+
+
+def _state_replaced(make_thing):
+    def make(run_dir: Path) -> None:
+        (run_dir / STATE_FILE).unlink()
+        make_thing(run_dir / STATE_FILE)
+    return make
+
+
+def _without(key: str):
+    return _state_edit(lambda state: {k: v for k, v in state.items() if k != key})
+
+
+def _setting(key: str, value):
+    return _state_edit(lambda state: {**state, key: value})
+
+
+def _frame_deleted(run_dir: Path) -> None:
+    (run_dir / "frames" / "000002.png").unlink()
+
+
+# damage to a zoom run dir -> the phrase its refusal says after "cannot resume: .../zoom_state.json"
+DAMAGED_ZOOM_STATES = {
+    "not JSON": (_state_text(b'{"frame": 2, "rng'), r"is damaged: not JSON \(Unterminated string"),
+    "not UTF-8": (_state_text(b"\xff\xfe{}"), r"is damaged: not JSON \('utf-8' codec can't decode"),
+    "a JSON list": (_state_text(b"[2]"), "is damaged: it holds a JSON list, not an object"),
+    "no frame": (_without("frame"), "is damaged: it lacks frame$"),
+    "no rng_state": (_without("rng_state"), "is damaged: it lacks rng_state$"),
+    "no config": (_without("config"), "is damaged: it lacks config$"),
+    "frame a string": (_setting("frame", "2"), 'is damaged: frame is "2", not a frame number'),
+    "frame negative": (_setting("frame", -1), "is damaged: frame is -1, not a frame number"),
+    "frame a boolean": (_setting("frame", True), "is damaged: frame is true, not a frame number"),
+    "config a list": (_setting("config", [1]), r"is damaged: config is \[1\], not an object of settings"),
+    "rng_state not base64": (_setting("rng_state", "%%%"), "is damaged: rng_state is not the jitter RNG's saved state"),
+    "rng_state cut short": (_setting("rng_state", base64.b64encode(b"0" * 10).decode()),
+                            "is damaged: rng_state is not the jitter RNG's saved state"),
+    "its frame missing": (_frame_deleted, r"names frame 2, but .*frames/000002.png is missing"),
+    "a directory": (_state_replaced(lambda p: p.mkdir()), "is not a regular file"),
+    "a named pipe": (_state_replaced(named_pipe), "is not a regular file"),
+}
+
+
+def test_an_intact_zoom_state_is_read(tmp_path):
+    assert len(torch.Generator().get_state()) == RNG_STATE_BYTES
+    assert read_state(_zoom_run_dir(tmp_path), ZOOM_SETTINGS)["frame"] == 2
+
+
+@pytest.mark.parametrize("case", DAMAGED_ZOOM_STATES)
+def test_a_damaged_zoom_state_is_refused_naming_it(tmp_path, case):
+    damage, phrase = DAMAGED_ZOOM_STATES[case]
+    run_dir = _zoom_run_dir(tmp_path)
+    damage(run_dir)
+    with pytest.raises(DreamError) as refused:
+        read_state(run_dir, ZOOM_SETTINGS)
+    message = str(refused.value)
+    assert message.startswith(f"cannot resume: {run_dir / STATE_FILE}") and re.search(phrase, message), message
+
+
+ZOOM = ["mode=zoom", "model=efficientnet_lite0", "input=noise", "input.size=64", "device=cpu",
+        "zoom.steps_per_frame=1", "zoom.frames=2", "log=none"]
+
+
+@pytest.fixture(scope="module")
+def zoomed(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("zoomed") / "run"
+    proc = run_cli(*ZOOM, f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr
+    return run_dir
+
+
+@pytest.mark.parametrize("case", ["a JSON list", "no rng_state", "rng_state cut short", "its frame missing"])
+def test_a_damaged_zoom_state_is_refused_by_the_cli_leaving_the_run_dir_as_it_was(zoomed, tmp_path, case):
+    damage, phrase = DAMAGED_ZOOM_STATES[case]
+    run_dir = tmp_path / "run"
+    shutil.copytree(zoomed, run_dir)
+    if case == "its frame missing":
+        state = json.loads((run_dir / STATE_FILE).read_text())
+        (run_dir / "frames" / f"{state['frame']:06d}.png").unlink()
+        phrase = phrase.replace("2", str(state["frame"]))
+    else:
+        damage(run_dir)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    proc = run_cli(*ZOOM, "resume=true", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == "", proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"dreamrun: error: cannot resume: {run_dir / STATE_FILE}"), lines[0]
+    assert re.search(phrase, lines[0]), lines[0]
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("case", ["named pipe", "symlink loop", "name too long"])
+def test_a_bad_guide_image_is_refused_by_the_cli(tmp_path, case):
+    make, message = BAD_IMAGES[case]
+    run_dir = tmp_path / "run"
+    proc = run_cli(*TINY, f"guide.path={make(tmp_path)}", f"hydra.run.dir={run_dir}")
+    _check_refused(proc, run_dir, message)

@@ -1,5 +1,10 @@
+import io
 import math
+import os
 import pickle
+import re
+import zipfile
+from pathlib import Path
 from urllib.error import URLError
 
 import pytest
@@ -7,10 +12,11 @@ import torch
 import torchvision
 
 import tiny_net
+from dreamrun.config.compose import compose_config
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dream import run_dream
 from dreamrun.jobs.skeleton import load_input
-from dreamrun.nets.build import build_model
+from dreamrun.nets.build import build_architecture, build_model, load_state_dict_file
 from dreamrun.nets.feature_net import channel_counts, feature_net
 from dreamrun.nets.layers import target_presets
 
@@ -110,6 +116,127 @@ def test_a_pickle_that_would_run_code_is_refused_unrun(compose_cfg, tmp_path, mo
     with pytest.raises(DreamError, match="cannot load weights file"):
         build_model(cfg.model)
     assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return build_architecture(compose_config("model=efficientnet_lite0", "model.weights=null").model)
+
+
+def _saved(make_state):
+    """A weights file holding make_state(the Lite0 state dict), as torch.save writes it."""
+    def make(t: Path, state: dict) -> Path:
+        torch.save(make_state(state), t / "lite0.pth")
+        return t / "lite0.pth"
+    return make
+
+
+def _bytes(make_bytes):
+    def make(t: Path, state: dict) -> Path:
+        (t / "lite0.pth").write_bytes(make_bytes(state))
+        return t / "lite0.pth"
+    return make
+
+
+def _torch_file(state: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _zip_of_text(state: dict) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "not weights")
+    return buffer.getvalue()
+
+
+def _with_values(*edits: tuple[str, tuple, float]):
+    """The state dict with single values set, each edit (key, index, value)."""
+    def edit(state: dict) -> dict:
+        state = {k: v.clone() for k, v in state.items()}
+        for key, index, value in edits:
+            state[key][index] = value
+        return state
+    return edit
+
+
+def _directory(t: Path, state: dict) -> Path:
+    (t / "lite0.pth").mkdir()
+    return t / "lite0.pth"
+
+
+def _symlink_loop(t: Path, state: dict) -> Path:
+    (t / "a.pth").symlink_to(t / "b.pth")
+    (t / "b.pth").symlink_to(t / "a.pth")
+    return t / "a.pth"
+
+
+def _unreadable(t: Path, state: dict) -> Path:
+    torch.save(state, t / "lite0.pth")
+    (t / "lite0.pth").chmod(0)
+    return t / "lite0.pth"
+
+
+# weights file for Lite0 -> the phrase its refusal says; the file is named in every one
+BAD_WEIGHTS_FILES = {
+    "a text file": (_bytes(lambda s: b"hello, these are not weights\n"),
+                    r"not a PyTorch weights file \(it starts with b'hello"),
+    "an HTML page": (_bytes(lambda s: b"<!DOCTYPE html><html>404</html>"),
+                     r"not a PyTorch weights file \(it starts with b'<!DOCTYPE"),
+    "an empty file": (_bytes(lambda s: b""), r"it is empty \(0 bytes\)"),
+    "torch.save's file cut in half": (_bytes(lambda s: _torch_file(s)[: len(_torch_file(s)) // 2]),
+                                      "it is truncated or damaged"),
+    "a zip that is no torch file": (_bytes(_zip_of_text), "a zip archive, but not one torch.save wrote"),
+    "a pickle of a list": (_saved(lambda s: [1, 2]), r"it holds a list, not a state dict \(a dict of tensors\)"),
+    "a pickle of an int": (_saved(lambda s: 3), "it holds an int, not a state dict"),
+    "a dict of non-tensors": (_saved(lambda s: {"a": 1, "b": "x"}),
+                              "it holds no state dict of tensors: 'a' is an int, not a tensor"),
+    "a checkpoint with an optimizer": (_saved(lambda s: {"model": s, "optimizer": {}}),
+                                       "a checkpoint, not a state dict: 'model' is a dict; if it holds the weights"),
+    "wrong shapes": (_saved(lambda s: {**s, "_fc.weight": s["_fc.weight"][:10]}),
+                     r"does not fit this architecture \(EfficientNet\): wrong shape: _fc.weight"),
+    "missing keys": (_saved(lambda s: {k: v for k, v in s.items() if k != "_fc.bias"}),
+                     "does not fit this architecture .*: missing: _fc.bias$"),
+    "NaN in a tensor": (_saved(_with_values(("_blocks.3._depthwise_conv.weight", (0, 0, 0, 0), math.nan),
+                                            ("_fc.weight", (0, 0), math.inf))),
+                        r"_blocks.3._depthwise_conv.weight holds NaN \(the first such tensor\)"),
+    "inf in a tensor": (_saved(_with_values(("_fc.bias", 7, -math.inf))), "_fc.bias holds infinite values"),
+    "integer weights": (_saved(lambda s: {**s, "_conv_stem.weight": s["_conv_stem.weight"].round().long()}),
+                        "int64 tensors where the network's are dense floating point, in _conv_stem.weight;"),
+    "a sparse tensor": (_saved(lambda s: {**s, "_fc.bias": s["_fc.bias"].to_sparse()}),
+                        "sparse_coo tensors where the network's are dense floating point, in _fc.bias;"),
+    "a directory": (_directory, "is a directory, not a weights file"),
+    "a symlink loop": (_symlink_loop, "cannot read weights file .*: Too many levels of symbolic links"),
+    "a character device": (lambda t, s: Path("/dev/zero"), "is a character device, not a weights file"),
+    "a file without read permission": (_unreadable, "cannot read weights file .*: permission denied"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_WEIGHTS_FILES)
+def test_a_bad_weights_file_is_refused_naming_it_and_what_is_wrong(lite0, tmp_path, case):
+    if case == "a file without read permission" and os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    make, phrase = BAD_WEIGHTS_FILES[case]
+    path = make(tmp_path, lite0.state_dict())
+    with pytest.raises(DreamError) as refused:
+        load_state_dict_file(lite0, str(path))
+    message = str(refused.value)
+    assert str(path) in message and re.search(phrase, message), message
+    assert "\n" not in message
+
+
+def test_a_half_precision_state_dict_loads_as_floats(lite0, tmp_path):
+    half = {k: v.half() if v.is_floating_point() else v for k, v in lite0.state_dict().items()}
+    torch.save(half, tmp_path / "lite0.pth")
+    load_state_dict_file(lite0, str(tmp_path / "lite0.pth"))
+    assert lite0._fc.weight.dtype == torch.float32 and torch.equal(lite0._fc.weight, half["_fc.weight"].float())
+
+
+def test_a_weights_path_with_tilde_is_in_the_home_dir(lite0, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    torch.save(lite0.state_dict(), tmp_path / "lite0.pth")
+    load_state_dict_file(lite0, "~/lite0.pth")
 
 
 def test_unknown_weights_name_lists_the_valid_ones(compose_cfg):

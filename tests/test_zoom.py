@@ -202,3 +202,15 @@ def test_resume_is_refused_where_there_is_nothing_to_resume(tmp_path, args, mess
 def test_a_zoom_resumed_in_process_without_saved_frames_is_refused(compose_cfg, tmp_path):
     with pytest.raises(DreamError, match="holds no saved zoom frames"):
         run_job(ZoomJob, compose_cfg(*ZOOM, "resume=true"), tmp_path, progress=False)
+
+
+def test_a_saved_rng_state_that_torch_cannot_take_is_refused_in_one_line(compose_cfg, tmp_path):
+    import base64
+
+    run_job(ZoomJob, compose_cfg(*ZOOM, "zoom.frames=2"), tmp_path, progress=False)
+    state_file = tmp_path / "zoom_state.json"
+    state = json.loads(state_file.read_text())
+    state["rng_state"] = base64.b64encode(bytes(len(base64.b64decode(state["rng_state"])))).decode()  # zeros
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(DreamError, match="zoom_state.json is damaged: rng_state is not the jitter RNG's saved state"):
+        run_job(ZoomJob, compose_cfg(*ZOOM, "zoom.frames=3", "resume=true"), tmp_path, progress=False)

@@ -27,7 +27,7 @@ from dreamrun.core.zoom import zoom_dream
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dreamer import build_dreamer, compile_target, configured_gradient_filter, describe, setup_device
 from dreamrun.jobs.skeleton import JobKind, JobResult
-from dreamrun.jobs.zoom_state import FRAMES_DIR, STATE_FILE, fingerprint, read_state
+from dreamrun.jobs.zoom_state import FRAMES_DIR, STATE_FILE, fingerprint, frame_path, read_state
 from dreamrun.nets.build import class_names
 from dreamrun.outputs.animation import encode_animation, find_ffmpeg, note_no_ffmpeg, save_animation, save_mp4
 from dreamrun.outputs.files import save_json, save_png
@@ -91,10 +91,6 @@ class FrameWriter(Observer):
                    "config": self.config}, self.run_dir / STATE_FILE)
 
 
-def frame_path(run_dir: Path, frame: int) -> Path:
-    return run_dir / FRAMES_DIR / f"{frame:06d}.png"
-
-
 def resume_point(run_dir: Path, config: dict[str, Any]) -> Optional[tuple[int, torch.Tensor, torch.Tensor]]:
     """(last saved frame, its image (1, 3, H, W), the RNG state after it), or None if nothing was saved."""
     state = read_state(run_dir, config)
@@ -134,7 +130,11 @@ class ZoomJob(JobKind):
                              "nothing to resume; drop resume=true to start a new zoom")
         if saved:
             last, image, rng_state = saved
-            self.generator.set_state(rng_state)
+            try:
+                self.generator.set_state(rng_state)
+            except RuntimeError:  # only torch can tell a saved state from bytes of the right length
+                raise DreamError(f"cannot resume: {self.run_dir / STATE_FILE} is damaged: rng_state is not "
+                                 "the jitter RNG's saved state") from None
             self.start = last + 1
             log.info("resuming %s after frame %d", self.run_dir, last)
         elif not cfg.resume:

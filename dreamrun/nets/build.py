@@ -9,6 +9,7 @@ import importlib
 import logging
 import pickle
 import re
+import struct
 import warnings
 import zipfile
 from pathlib import Path
@@ -21,6 +22,7 @@ from torch import nn
 
 from dreamrun.config.schema import ModelConfig
 from dreamrun.errors import DreamError
+from dreamrun.outputs.images import input_file
 
 log = logging.getLogger(__name__)
 
@@ -150,24 +152,72 @@ def class_names(categories: Optional[str]) -> Optional[list[str]]:
     return list(torchvision.models.Inception_V3_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def load_state_dict_file(model: nn.Module, path: str) -> None:
-    """Load a state dict from a file, never running code from it (weights_only=True)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DreamError(f"weights file not found: {path}")
+# what torch.load raises for a file that is no PyTorch file, a damaged one, or one holding more than
+# tensors: found by feeding it text, cut and bit-flipped files and random pickles (torch 2.x)
+LOAD_ERRORS = (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, KeyError, IndexError, TypeError,
+               AttributeError, AssertionError, struct.error)
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive; its old format, a pickle
+PICKLE_PROTOCOL_2 = b"\x80"
+
+
+def load_state_dict_file(model: nn.Module, path: str | Path) -> None:
+    """Load a state dict from a file, never running code from it (weights_only=True). Refuses, naming
+    the file, whatever it holds but finite floating-point tensors of the shapes the model has."""
+    path = input_file(path, "weights file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the unpickler's notes on pickle protocols: not the user's business
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise DreamError(f"cannot load weights file {path}: not a plain PyTorch state dict, or damaged "
-                         f"({_load_failure(e)}); dreamrun never runs code from a weights file") from None
+    except OSError as e:
+        raise DreamError(f"cannot read weights file {path}: {e.strerror or e}") from None
+    except LOAD_ERRORS as e:
+        raise DreamError(f"cannot load weights file {path}: {_not_loadable(path, e)}") from None
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]  # a training checkpoint
-    if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
-        raise DreamError(f"cannot load weights file {path}: it holds no state dict of tensors")
+    problem = _not_a_state_dict(state)
+    if problem:
+        raise DreamError(f"cannot load weights file {path}: it holds {problem}")
     _check_state_dict(model, state, path)
     model.load_state_dict(state)
+
+
+def _not_loadable(path: Path, error: Exception) -> str:
+    """Why torch.load could not read the file, from what the file starts with."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        return "it is empty (0 bytes)"
+    if head.startswith(ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, NotImplementedError, OSError, ValueError, EOFError):  # zipfile on junk
+            return "it is truncated or damaged (a zip archive, as torch.save writes, but without a whole index)"
+        if not any(name.endswith("data.pkl") for name in names):
+            return "it is a zip archive, but not one torch.save wrote (no data.pkl in it)"
+    elif not head.startswith(PICKLE_PROTOCOL_2):
+        # torch.load explains the formats it knows but will not read here (a legacy .tar, safetensors)
+        said = _load_failure(error) if isinstance(error, RuntimeError) else "torch.save writes a zip archive"
+        return f"not a PyTorch weights file (it starts with {head!r}; {said})"
+    return (f"not a plain PyTorch state dict, or damaged ({_load_failure(error)}); dreamrun never runs "
+            "code from a weights file")
+
+
+def _not_a_state_dict(state: Any) -> Optional[str]:
+    """What the loaded object holds instead of a state dict (names to tensors), or None if it is one."""
+    if not isinstance(state, Mapping):
+        return f"{_a(type(state).__name__)}, not a state dict (a dict of tensors)"
+    for key, value in state.items():
+        if isinstance(value, Mapping):
+            return (f"a checkpoint, not a state dict: {key!r} is a dict; if it holds the weights, save them "
+                    f"alone (torch.save(checkpoint[{key!r}], path))")
+        if not torch.is_tensor(value):
+            return f"no state dict of tensors: {key!r} is {_a(type(value).__name__)}, not a tensor"
+    return None
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiouAEIOU' else 'a'} {noun}"
 
 
 def _load_failure(error: Exception) -> str:
@@ -182,16 +232,32 @@ def _load_failure(error: Exception) -> str:
 
 
 def _check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Refuse a state dict that does not fit the model, or whose weights are not finite floats."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    unexpected = [str(k) for k in state if k not in expected]
     wrong_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if not (missing or unexpected or wrong_shape):
-        return
-    problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
-        if keys:
-            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-            problems.append(f"{label}: {shown}")
-    raise DreamError(f"{path} does not fit this architecture ({type(model).__name__}): "
-                     + "; ".join(problems))
+    if missing or unexpected or wrong_shape:
+        problems = [f"{label}: {_listed(keys)}" for label, keys in
+                    (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)) if keys]
+        raise DreamError(f"{path} does not fit this architecture ({type(model).__name__}): "
+                         + "; ".join(problems))
+    # load_state_dict would cast integers to floats without a word (no network was trained to such
+    # weights), and cannot copy a sparse tensor into a dense one
+    wrong_kind = [k for k in expected if state[k].layout != torch.strided
+                  or expected[k].is_floating_point() and not state[k].is_floating_point()]
+    if wrong_kind:
+        first = state[wrong_kind[0]]
+        kind = str(first.layout if first.layout != torch.strided else first.dtype).removeprefix("torch.")
+        raise DreamError(f"cannot use weights file {path}: {kind} tensors where the network's are dense "
+                         f"floating point, in {_listed(wrong_kind)}; save them as dense floats")
+    for key in expected:
+        weights = state[key]
+        if weights.is_floating_point() and not torch.isfinite(weights).all():
+            kind = "NaN" if torch.isnan(weights).any() else "infinite values"
+            raise DreamError(f"cannot use weights file {path}: {key} holds {kind} (the first such tensor), "
+                             "which would make every dream NaN: the file is damaged")
+
+
+def _listed(keys: list[str]) -> str:
+    return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
