@@ -74,15 +74,22 @@ def test_config_mistakes_are_one_line_naming_the_closest_key(tmp_path, overrides
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob("sweep/*/result.json"))
 
 
+def _logged_progress_images(run_dir: Path) -> int:
+    if not list(run_dir.glob("events.out.tfevents.*")):
+        return 0
+    board = EventAccumulator(str(run_dir), size_guidance={"images": 0}).Reload()
+    return len(board.Images("dream/progress")) if "dream/progress" in board.Tags()["images"] else 0
+
+
 @pytest.mark.parametrize("sig, status, cause", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_a_signal_midway_leaves_a_consistent_run_dir(tmp_path, sig, status, cause):
     run_dir = tmp_path / "run"
-    proc = start_cli(*TINY, "steps=100000", f"hydra.run.dir={run_dir}",
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # an image logged every step: once TensorBoard has flushed two to disk, two steps have finished
+    proc = start_cli(*TINY, "steps=100000", "log.image_every=1", "log.image_max_side=16",
+                     f"hydra.run.dir={run_dir}", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (run_dir / "input.png").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # well inside the first octave's steps
+    while _logged_progress_images(run_dir) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == status
