@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from dreamrun.config.compose import config_dir, register
-from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line
+from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line, raised_by_hydra
 from dreamrun.config.schema import DreamConfig, Mode
 from dreamrun.errors import EXIT_SWEEP_FAILED, EXIT_USER_ERROR, DreamError
 from dreamrun.jobs import interrupts
@@ -107,6 +107,11 @@ def _launch() -> int:
         with _config_errors_raised():
             app()
     except CONFIG_ERRORS as e:
+        print(f"dreamrun: error: {one_line(e)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ValueError as e:
+        if not raised_by_hydra(e):
+            raise
         print(f"dreamrun: error: {one_line(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as e:  # reaches here from a launcher waiting on its workers, not from a job

@@ -6,9 +6,11 @@ and the benchmarks, giving exactly what `python -m dreamrun OVERRIDES` would run
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
 from dreamrun.config import run_names
+from dreamrun.config.hydra_errors import one_line, raised_by_hydra
 from dreamrun.config.schema import register_configs
 
 
@@ -37,4 +39,9 @@ def compose_config(*overrides: str) -> DictConfig:
     """The config `python -m dreamrun OVERRIDES` runs with (Hydra's own keys aside)."""
     register()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+        try:
+            return compose(config_name="config", overrides=list(overrides))
+        except ValueError as e:
+            if not raised_by_hydra(e):
+                raise
+            raise ConfigCompositionException(one_line(e)) from None

@@ -24,8 +24,20 @@ LAUNCHER_PLUGIN_SCHEMAS = {"hydra/launcher/joblib": "parallel", "hydra/launcher/
 OPEN_KEYS = ("target", "model.layers", "model.kwargs")
 
 
+def raised_by_hydra(error: Exception) -> bool:
+    """A ValueError Hydra raises while composing, for an override it cannot take (target=null): the
+    user's mistake, not a bug, though Hydra does not say so with one of CONFIG_ERRORS."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = frame.tb_frame.f_globals.get("__name__", "") if frame is not None else ""
+    return isinstance(error, ValueError) and module.startswith("hydra.")
+
+
 def one_line(error: Exception) -> str:
-    """What is wrong with the config, in one line, for any of CONFIG_ERRORS."""
+    """What is wrong with the config, in one line, for any of CONFIG_ERRORS or raised_by_hydra."""
+    if isinstance(error, ValueError) and "Got NoneType" in str(error):
+        return "a config group cannot be null: drop it with ~GROUP (e.g. ~target), or choose a preset"
     cause = error.__cause__
     if isinstance(error, MissingConfigException):
         return _missing_config(error)

@@ -71,6 +71,8 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise DreamError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise DreamError(f"device={name}: dreamrun dreams on cpu or cuda (use auto, cpu, cuda or cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DreamError(f"device={name} but CUDA is not available here: use device=auto or cpu")
     return device
@@ -89,7 +91,12 @@ def compile_target(cfg: DreamConfig) -> Objective:
 
 def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device) -> Dreamer:
     net = feature_net(build_model(cfg.model), cfg.model, objective.layers, owns_model=True).to(device)
-    check_channels(objective, channel_counts(net, cfg.model.min_size, device))
+    try:
+        counts = channel_counts(net, cfg.model.min_size, device)
+    except RuntimeError as e:  # the probe is the network's smallest input: too small for its layers
+        raise DreamError(f"{cfg.model.name} cannot take a {cfg.model.min_size} px input, its model.min_size "
+                         f"({' '.join(str(e).split())[:160]}): raise model.min_size") from None
+    check_channels(objective, counts)
     if cfg.guide.path:
         guide = to_tensor(resize_long_side(load_image(cfg.guide.path), cfg.guide.size))
         if min(guide.shape[-2:]) < cfg.model.min_size:

@@ -149,6 +149,11 @@ def validate(cfg: DreamConfig) -> None:
          f"gradient.smoothing must be 0 (off) or a sigma in px, got {cfg.gradient.smoothing}"),
         (cfg.gradient.laplacian_levels >= 0,
          f"gradient.laplacian_levels must be 0 (off) or a level count, got {cfg.gradient.laplacian_levels}"),
+        (-2**63 <= cfg.seed < 2**64, f"seed must be between -2**63 and 2**64 - 1 (torch's range), got {cfg.seed}"),
+        (cfg.model.min_size >= 1, f"model.min_size must be at least 1 px, got {cfg.model.min_size}"),
+        (len(cfg.model.mean) == 3, f"model.mean must hold 3 values (R, G, B), got {list(cfg.model.mean)}"),
+        (len(cfg.model.std) == 3 and all(s > 0 for s in cfg.model.std),
+         f"model.std must hold 3 positive values (R, G, B), got {list(cfg.model.std)}"),
     ]
     for ok, message in checks:
         if not ok:

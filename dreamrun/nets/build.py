@@ -93,6 +93,14 @@ def _is_path(weights: str) -> bool:
 
 
 def _build(cfg: ModelConfig, weights: Optional[str]) -> nn.Module:
+    try:
+        return _call_builder(cfg, weights)
+    except TypeError as e:  # the usual sign of model.kwargs the builder does not take
+        builder = f"model._target_={cfg._target_}" if cfg._target_ else f"model.arch={cfg.arch}"
+        raise DreamError(f"{builder} cannot build with model.kwargs={dict(cfg.kwargs)}: {e}") from None
+
+
+def _call_builder(cfg: ModelConfig, weights: Optional[str]) -> nn.Module:
     kwargs = dict(cfg.kwargs)
     if cfg._target_:
         if weights is not None:
@@ -132,10 +140,7 @@ def _custom_model(target: str, kwargs: dict[str, Any]) -> nn.Module:
     except (ImportError, AttributeError, ValueError) as e:
         raise DreamError(f"model._target_={target}: cannot import it ({e}); give the import path of a "
                          f"function or class that builds your network, importable here (check PYTHONPATH)") from None
-    try:
-        model = builder(**kwargs)
-    except TypeError as e:  # the usual sign of kwargs the builder does not take
-        raise DreamError(f"model._target_={target} cannot build with model.kwargs={kwargs}: {e}") from None
+    model = builder(**kwargs)
     if not isinstance(model, nn.Module):
         raise DreamError(f"model._target_={target} returned a {type(model).__name__}, not a torch.nn.Module")
     return model
