@@ -1,0 +1,235 @@
+"""Does a long-lived process leak? Many tiny jobs, one process: its memory, open files and threads.
+
+    python benchmarks/soak.py                    # all three at full size: under 3 minutes on 2 idle cores
+    python benchmarks/soak.py api --jobs 200     # dreamrun.dream() in a loop, as a notebook calls it
+    python benchmarks/soak.py files --jobs 200   # run_job in a loop: every file, a TensorBoard writer each
+    python benchmarks/soak.py sweep --jobs 50    # python -m dreamrun -m seed=range(0,50): the basic launcher
+    python benchmarks/soak.py sweep --samples    # ... and every sample of the sweep process
+
+Every job is tiny: efficientnet_lite0 (offline weights) on a 64 px image, 1 octave of 1 step, on the CPU.
+In process, RSS (VmRSS of /proc/self/status, after gc.collect()) is read before the first job, after a
+warm-up of --warmup jobs (allocator pools, lazy imports, caches filled) and after the last; so are the
+open file descriptors (/proc/self/fd) and Python threads (threading.active_count()). A sweep runs as a
+process of its own: its VmRSS, open fds and OS threads are sampled every 0.1 s beside the count of
+result.json files written so far, which says which job each sample fell in; VmHWM is its peak. Growth
+is the RSS after the last job minus the RSS after the warm-up. tests/test_soak.py runs these soaks at CI
+sizes and bounds what they may grow.
+"""
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ["model=efficientnet_lite0", "input.size=64", "octaves=1", "steps=1", "device=cpu"]
+
+
+def status_field(field_name: str, pid: int | str = "self") -> int:
+    """A number of /proc/PID/status: VmRSS and VmHWM in kB, Threads."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1])
+    raise KeyError(field_name)
+
+
+def rss_mb() -> float:
+    gc.collect()
+    return status_field("VmRSS") / 1024
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@dataclass
+class Soak:
+    """What one soak measured. RSS in MB. Open fds and threads: in process, before the first job, after
+    the warm-up and after the last (Python threads); a sweep's, sampled from outside while jobs run (each
+    holding its own files open for a moment): the first sample, and the most seen up to the end of the
+    warm-up and after it (OS threads: torch's and the launcher's too)."""
+
+    kind: str
+    jobs: int
+    warmup: int
+    seconds: float
+    rss_start: float
+    rss_warm: float
+    rss_end: float
+    rss_peak: float
+    fds: list[int] = field(default_factory=list)
+    threads: list[int] = field(default_factory=list)
+    new_threads: list[str] = field(default_factory=list)  # alive after the last job, not before the first
+    completed: int = 0
+
+    @property
+    def growth(self) -> float:
+        """MB the RSS grew between the end of the warm-up and the last job."""
+        return self.rss_end - self.rss_warm
+
+    @property
+    def growth_per_job_kb(self) -> float:
+        return self.growth * 1024 / max(1, self.jobs - self.warmup)
+
+    def report(self) -> str:
+        lines = [f"{self.kind}: {self.jobs} jobs ({self.completed} completed) in {self.seconds:.1f} s "
+                 f"({self.seconds / self.jobs:.2f} s/job)",
+                 f"  RSS MB: start {self.rss_start:.1f}, after {self.warmup} jobs {self.rss_warm:.1f}, "
+                 f"end {self.rss_end:.1f}, peak {self.rss_peak:.1f}",
+                 f"  growth after the warm-up: {self.growth:+.1f} MB over {self.jobs - self.warmup} jobs "
+                 f"({self.growth_per_job_kb:+.1f} kB/job)"]
+        if self.kind == "sweep":
+            lines.append(f"  open fds (first, most up to job {self.warmup}, most after): {self.fds}   "
+                         f"OS threads: {self.threads}")
+        else:
+            lines.append(f"  open fds (start, warm, end): {self.fds}   threads: {self.threads}, "
+                         f"new: {', '.join(self.new_threads) or 'none'}")
+        return "\n".join(lines)
+
+
+def photo(path: Path, size: int = 64) -> Path:
+    pixels = np.random.default_rng(0).integers(0, 256, (size * 3 // 4, size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _api_job(workdir: Path, image: Path, seed: int) -> bool:
+    from dreamrun import dream
+
+    dream(str(image), model="efficientnet_lite0", size=64, octaves=1, steps=1, seed=seed, device="cpu")
+    return True
+
+
+def _file_job(workdir: Path, image: Path, seed: int) -> bool:
+    from dreamrun.config.compose import compose_config
+    from dreamrun.jobs.dream import DreamJob
+    from dreamrun.jobs.record import RESULT_FILE
+    from dreamrun.jobs.skeleton import run_job
+
+    run_dir = workdir / f"job_{seed}"
+    cfg = compose_config(*TINY, "log=tensorboard", "input=image", f"input.path={image}", f"seed={seed}")
+    run_job(DreamJob, cfg, run_dir, progress=False)
+    return json.loads((run_dir / RESULT_FILE).read_text())["status"] == "completed"
+
+
+IN_PROCESS: dict[str, Callable[[Path, Path, int], bool]] = {"api": _api_job, "files": _file_job}
+
+
+def soak_in_process(kind: str, jobs: int, warmup: int, workdir: Path) -> Soak:
+    """jobs tiny jobs of this kind (api or files) one after another in this process."""
+    import torch
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    job = IN_PROCESS[kind]
+    image = photo(workdir / "photo.png")
+    fds, threads, first_threads = [open_fds()], [threading.active_count()], set(threading.enumerate())
+    rss_start = rss_warm = rss_mb()
+    completed = 0
+    start = time.perf_counter()
+    for seed in range(jobs):
+        completed += job(workdir, image, seed)
+        if seed + 1 == warmup:
+            rss_warm = rss_mb()
+            fds.append(open_fds())
+            threads.append(threading.active_count())
+    seconds = time.perf_counter() - start
+    fds.append(open_fds())
+    threads.append(threading.active_count())
+    new_threads = sorted(thread.name for thread in set(threading.enumerate()) - first_threads)
+    return Soak(kind, jobs, warmup, seconds, rss_start, rss_warm, rss_mb(), status_field("VmHWM") / 1024,
+                fds, threads, new_threads, completed)
+
+
+@dataclass
+class Sample:
+    seconds: float
+    rss: float  # MB
+    fds: int
+    threads: int  # the process's OS threads (torch's, the launcher's, Python's)
+    done: int  # result.json files written so far
+
+
+def soak_sweep(jobs: int, warmup: int, sweep_dir: Path, interval: float = 0.1) -> tuple[Soak, list[Sample]]:
+    """A jobs-job sweep through the CLI's basic launcher (all jobs in one process), sampled from outside."""
+    command = [sys.executable, "-m", "dreamrun", "-m", *TINY, f"seed=range(0,{jobs})", f"hydra.sweep.dir={sweep_dir}"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "2"})
+    stderr = []
+    reader = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)
+    reader.start()
+    samples: list[Sample] = []
+    peak = 0.0
+    while proc.poll() is None:
+        try:
+            rss, peak = status_field("VmRSS", proc.pid) / 1024, status_field("VmHWM", proc.pid) / 1024
+            fds, threads = len(os.listdir(f"/proc/{proc.pid}/fd")), status_field("Threads", proc.pid)
+        except (OSError, KeyError):  # exited between poll() and the read; a zombie has no VmRSS
+            break
+        done = len(list(sweep_dir.glob("*/result.json")))
+        samples.append(Sample(time.perf_counter() - start, rss, fds, threads, done))
+        time.sleep(interval)
+    proc.wait()
+    reader.join()
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"the sweep exited {proc.returncode}:\n{''.join(stderr)[-3000:]}")
+    results = [json.loads(path.read_text()) for path in sweep_dir.glob("*/result.json")]
+    completed = sum(result["status"] == "completed" for result in results)
+    warm, end = when_done(samples, warmup), when_done(samples, jobs)
+    during_warmup, after = samples[: samples.index(warm) + 1], samples[samples.index(warm):]
+    soak = Soak("sweep", jobs, warmup, seconds, samples[0].rss, warm.rss, end.rss, peak,
+                [samples[0].fds, max(s.fds for s in during_warmup), max(s.fds for s in after)],
+                [samples[0].threads, max(s.threads for s in during_warmup), max(s.threads for s in after)],
+                completed=completed)
+    return soak, samples
+
+
+def when_done(samples: list[Sample], jobs: int) -> Sample:
+    """The first sample taken once this many jobs had written their result.json (the last job's: before
+    the sweep's summary is drawn)."""
+    return next(sample for sample in samples if sample.done >= jobs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kinds", nargs="*", help="api, files, sweep (default: all three)")
+    parser.add_argument("--jobs", type=int, help="jobs per soak (default: 200 in process, 50 in a sweep)")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--samples", action="store_true", help="print every sample of a sweep")
+    args = parser.parse_args()
+    kinds = args.kinds or ["api", "files", "sweep"]
+    if set(kinds) - {"api", "files", "sweep"}:
+        parser.error(f"unknown soak {sorted(set(kinds) - {'api', 'files', 'sweep'})}: choose api, files or sweep")
+    import torch
+
+    print(f"torch {torch.__version__}, {min(2, torch.get_num_threads())} threads, {os.cpu_count()} CPUs")
+    figures = []
+    for kind in kinds:
+        with tempfile.TemporaryDirectory() as workdir:
+            if kind == "sweep":
+                soak, samples = soak_sweep(args.jobs or 50, args.warmup, Path(workdir) / "sweep")
+                if args.samples:
+                    print("\n".join(f"  {s.seconds:6.1f} s  {s.done:3d} done  RSS {s.rss:7.1f} MB  "
+                                     f"fds {s.fds}  threads {s.threads}" for s in samples))
+            else:
+                soak = soak_in_process(kind, args.jobs or 200, args.warmup, Path(workdir))
+        print(soak.report(), flush=True)
+        figures.append({**asdict(soak), "growth": soak.growth, "growth_per_job_kb": soak.growth_per_job_kb})
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
