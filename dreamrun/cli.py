@@ -66,7 +66,34 @@ def _run_job(cfg: DreamConfig) -> None:
     print(result.output.absolute(), file=sys.stderr if in_sweep else sys.stdout, flush=True)
 
 
+# Hydra's flags that take the next word as their value (--info takes one only if it names a topic)
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                     "--config-dir", "-cd", "--experimental-rerun"}
+_INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def flags_first(argv: list[str]) -> list[str]:
+    """argv with Hydra's flags before the overrides: Hydra's parser takes overrides in one run, so
+    `python -m dreamrun target=mixed_6 -m octaves=2,4` would be refused as unrecognized arguments."""
+    flags, overrides = [], []
+    words = iter(argv)
+    for word in words:
+        if not word.startswith("-"):
+            overrides.append(word)
+            continue
+        flags.append(word)
+        takes_value = word in _FLAGS_WITH_VALUE or word in ("--info", "-i")
+        if takes_value:
+            value = next(words, None)
+            if value is not None and (word not in ("--info", "-i") or value in _INFO_TOPICS):
+                flags.append(value)
+            elif value is not None:
+                overrides.append(value)
+    return flags + overrides
+
+
 def main() -> None:
+    sys.argv[1:] = flags_first(sys.argv[1:])
     with interrupts.handled():
         exit_status = _launch()
     _exit(exit_status)

@@ -213,3 +213,45 @@ def test_runs_and_sweeps_print_absolute_paths_however_their_dir_was_given(tmp_pa
     sweep = run_cli("-m", *TINY, "octaves=1", "steps=1", "seed=0,1", "hydra.sweep.dir=rel/sweep", cwd=tmp_path)
     assert sweep.returncode == 0, sweep.stderr
     assert sweep.stdout.splitlines() == [str(tmp_path / "rel" / "sweep" / "summary.png")]
+
+
+@pytest.mark.parametrize("typed, flags_first_by_hand", [
+    ("target=block_3 -m seed=0,1", "-m target=block_3 seed=0,1"),
+    ("octaves=2 --cfg job target=block_3 --resolve", "--cfg job --resolve octaves=2 target=block_3"),
+    ("-cn config octaves=2 --info defaults seed=3", "-cn config --info defaults octaves=2 seed=3"),
+    ("octaves=2 --info seed=3 --multirun", "--info --multirun octaves=2 seed=3"),
+    ("+target.block_3=all ~guide --config-dir=/tmp seed=3", "--config-dir=/tmp +target.block_3=all ~guide seed=3"),
+])
+def test_hydra_flags_may_follow_the_overrides(typed, flags_first_by_hand):
+    """Hydra's parser refuses overrides after a flag as unrecognized arguments; dreamrun hands it the
+    flags first, so it reads what it reads of the same command written flags first."""
+    from hydra._internal.utils import get_args_parser
+
+    from dreamrun.cli import flags_first
+
+    parse = get_args_parser().parse_args
+    assert vars(parse(flags_first(typed.split()))) == vars(parse(flags_first_by_hand.split()))
+
+
+def test_a_sweep_flag_after_the_overrides_runs_the_sweep(tmp_path):
+    proc = run_cli(*TINY, "octaves=1", "steps=1", "-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "sweep").glob("*/dream.png"))) == 2
+
+
+@pytest.mark.parametrize("mode", ["run", "sweep"])
+def test_a_run_dir_the_file_system_will_not_have_is_refused_in_one_line(tmp_path, mode):
+    (tmp_path / "a_file").write_text("not a dir")
+    where = tmp_path / "a_file" / "runs"
+    args = ["-m", *TINY, "seed=0,1", f"hydra.sweep.dir={where}"] if mode == "sweep" else [*TINY, f"hydra.run.dir={where}"]
+    proc = run_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"dreamrun: error: cannot make hydra.{mode}.dir={where}: Not a "
+                                                f"directory: choose another hydra.{mode}.dir"]
+
+
+def test_a_default_run_dir_the_file_system_will_not_have_is_refused_in_one_line(tmp_path):
+    (tmp_path / "outputs").write_text("a file where the outputs dir would be")
+    proc = run_cli(*TINY, cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("dreamrun: error: cannot make hydra.run.dir=outputs/"), proc.stderr

@@ -6,7 +6,7 @@ overwrite=true. resume=true is refused wherever there is nothing to resume: anyw
 run dir whose saved frames were made with the same settings."""
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
@@ -53,6 +53,20 @@ def check_run_dir(config: DictConfig) -> None:
                          "or pass overwrite=true to replace them")
 
 
+def _make_named_dir(path: str) -> str:
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _make_dir(key: str, path: str, make: Callable[[str], str] = _make_named_dir) -> str:
+    """make(path): the dir itself, or a fresh one beside it. Refused in one line when the file system will
+    not have it, before Hydra tries (a file on the way, a read-only or virtual file system, a full disk)."""
+    try:
+        return make(path)
+    except OSError as e:
+        refuse(f"cannot make {key}={path}: {e.strerror or e}: choose another {key}")
+
+
 def _named_by_user(config: DictConfig, key: str) -> bool:
     return any(str(o).lstrip("+~").split("=", 1)[0] == key for o in config.hydra.overrides.hydra)
 
@@ -66,19 +80,20 @@ class RunDirGuard(Callback):
                 refuse(str(e))
         if not _named_by_user(config, "hydra.run.dir"):
             with read_write(config.hydra.run):
-                config.hydra.run.dir = claim_fresh_dir(str(config.hydra.run.dir))
+                config.hydra.run.dir = _make_dir("hydra.run.dir", str(config.hydra.run.dir), claim_fresh_dir)
             return
         try:
             check_run_dir(config)
         except DreamError as e:
             refuse(str(e))
+        _make_dir("hydra.run.dir", str(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.resume:
             refuse("resume=true continues one interrupted zoom, in its run dir; a sweep has nothing to resume: "
                    "drop resume=true, or resume a job of the sweep alone with its hydra.run.dir")
         if not _named_by_user(config, "hydra.sweep.dir"):
-            claimed = claim_fresh_dir(str(config.hydra.sweep.dir))
+            claimed = _make_dir("hydra.sweep.dir", str(config.hydra.sweep.dir), claim_fresh_dir)
             overrides = config.hydra.overrides.hydra
             with read_write(config.hydra), open_dict(config.hydra):
                 config.hydra.sweep.dir = claimed
@@ -89,3 +104,4 @@ class RunDirGuard(Callback):
         if not config.overwrite and any(has_results(job) for job in sweep_dir.glob("*/")):
             refuse(f"{sweep_dir} already holds the results of a sweep: choose another hydra.sweep.dir, "
                    "or pass overwrite=true to replace them")
+        _make_dir("hydra.sweep.dir", str(sweep_dir))
