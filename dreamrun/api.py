@@ -7,10 +7,13 @@
 import os
 from typing import Any, Mapping, Optional
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from PIL import Image
 
 from dreamrun.config.compose import compose_config
+from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line
+from dreamrun.errors import DreamError
 from dreamrun.jobs.dream import run_dream
 from dreamrun.jobs.skeleton import validate
 from dreamrun.outputs.images import load_image, resize_long_side, to_pil, to_rgb, to_tensor
@@ -24,6 +27,18 @@ class _FromConfig:
 
 
 _FROM_CONFIG = _FromConfig()
+
+
+CONVERSIONS = {"ndarray": ": PIL.Image.fromarray(array) makes one (H x W x 3, uint8)",
+               "Tensor": ": torchvision.transforms.functional.to_pil_image(tensor) makes one (3 x H x W, 0-1)"}
+
+# dream()'s keywords -> the config keys they set (the CLI's names)
+CONFIG_KEYS = {"octaves": "octaves", "octave_scale": "octave_scale", "steps": "steps", "step_size": "step_size",
+               "max_shift": "jitter.max_shift", "seed": "seed", "device": "device",
+               "smoothing": "gradient.smoothing", "laplacian_levels": "gradient.laplacian_levels",
+               "luminance_only": "gradient.luminance_only", "guide": "guide.path", "size": "input.size",
+               "weights": "model.weights", "target": "target"}
+
 
 
 def dream(
@@ -54,19 +69,45 @@ def dream(
     keeps the image's own size. guide: an image to dream towards (guide.path). smoothing,
     laplacian_levels, luminance_only: the gradient options (gradient.*), all off by default.
     """
-    cfg = compose_config(f"model={model}")
-    cfg.octaves, cfg.octave_scale, cfg.steps, cfg.step_size = octaves, octave_scale, steps, step_size
-    cfg.jitter.max_shift, cfg.seed, cfg.device = max_shift, seed, device
+    settings = {"octaves": octaves, "octave_scale": octave_scale, "steps": steps, "step_size": step_size,
+                "max_shift": max_shift, "seed": seed, "device": device, "smoothing": smoothing,
+                "laplacian_levels": laplacian_levels, "luminance_only": luminance_only,
+                "guide": None if guide is None else str(guide)}
     if size is not _FROM_CONFIG:
-        cfg.input.size = size
+        settings["size"] = size
     if weights is not _FROM_CONFIG:
-        cfg.model.weights = None if weights is None else str(weights)
+        settings["weights"] = None if weights is None else str(weights)
     if target is not None:
-        cfg.target = OmegaConf.create(dict(target))
-    cfg.guide.path = None if guide is None else str(guide)
-    cfg.gradient.smoothing, cfg.gradient.laplacian_levels = smoothing, laplacian_levels
-    cfg.gradient.luminance_only = luminance_only
+        if not isinstance(target, Mapping):
+            raise DreamError(f"target must map layers to channels, like {{'Mixed_6c': 'all'}}, "
+                             f"not a {type(target).__name__}")
+        settings["target"] = dict(target)
+    cfg = _config(model, settings)
     validate(cfg)  # before the image is touched: a bad size would otherwise shrink it first
-    pil = load_image(image) if isinstance(image, (str, os.PathLike)) else to_rgb(image)
+    if isinstance(image, (str, os.PathLike)):
+        pil = load_image(image)
+    elif isinstance(image, Image.Image):
+        pil = to_rgb(image)
+    else:
+        raise DreamError(f"image must be a PIL image or a path to one, not a {type(image).__name__}"
+                         + CONVERSIONS.get(type(image).__name__, ""))
     result = run_dream(cfg, to_tensor(resize_long_side(pil, cfg.input.size)))
     return to_pil(result.image)
+
+
+def _config(model: str, settings: dict[str, Any]) -> DictConfig:
+    """The CLI's config for this model preset, with dream()'s keywords set: a value of the wrong type is
+    a DreamError naming the keyword, as a wrong override is a one-line config error on the command line."""
+    try:
+        cfg = compose_config(f"model={model}")
+    except CONFIG_ERRORS as e:
+        raise DreamError(one_line(e)) from None
+    for keyword, value in settings.items():
+        try:
+            if keyword == "target":
+                cfg.target = OmegaConf.create(value)
+            else:
+                OmegaConf.update(cfg, CONFIG_KEYS[keyword], value, merge=False)
+        except OmegaConfBaseException as e:
+            raise DreamError(f"{keyword}={value!r}: {str(e).splitlines()[0]}") from None
+    return cfg

@@ -1,9 +1,12 @@
 """The Python API, dreamrun.dream(): it dreams the way `python -m dreamrun` does."""
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import dreamrun
 from dreamrun.config.compose import compose_config
+from dreamrun.errors import DreamError
 
 # no steps: these tests are about the size the image is dreamed at, which is set before the first one
 TINY_DREAM = {"model": "efficientnet_lite0", "octaves": 1, "steps": 0, "device": "cpu"}
@@ -20,3 +23,24 @@ def test_dream_works_at_the_clis_size_by_default():
 def test_dream_size_none_keeps_the_image_and_a_number_sets_its_long_side(size, expected):
     dreamed = dreamrun.dream(Image.new("RGB", (600, 400), (120, 80, 60)), size=size, **TINY_DREAM)
     assert dreamed.size == expected
+
+
+@pytest.mark.parametrize("call, message", [
+    ({"model": "efficientnet_lite"}, "model=efficientnet_lite: no such preset; did you mean model=efficientnet_lite0?"),
+    ({"octaves": "two"}, "octaves='two': "),
+    ({"size": 64.5}, "size=64.5: "),
+    ({"steps": None}, "steps=None: "),
+    ({"max_shift": [1]}, "max_shift=[1]: "),
+    ({"target": ["block_3"]}, "target must map layers to channels"),
+    ({"target": {"block_3": object()}}, "target={'block_3': <object"),
+    ({"image": None}, "image must be a PIL image or a path to one, not a NoneType"),
+    ({"image": torch.rand(3, 64, 64)}, "not a Tensor: torchvision.transforms.functional.to_pil_image"),
+    ({"image": np.zeros((64, 64, 3), np.uint8)}, "not a ndarray: PIL.Image.fromarray"),
+])
+def test_a_wrong_argument_is_a_dream_error_naming_it(call, message):
+    """A notebook gets DreamError, the CLI's one error type, saying which argument is wrong — not
+    Hydra's or OmegaConf's exceptions about config keys the caller never wrote."""
+    arguments = {"image": Image.new("RGB", (64, 64)), **TINY_DREAM, "size": 64, **call}
+    with pytest.raises(DreamError) as raised:
+        dreamrun.dream(arguments.pop("image"), **arguments)
+    assert message in str(raised.value), raised.value
