@@ -54,3 +54,13 @@ def default_signals() -> None:
 def start_cli(*args: str, cwd: Path = REPO, **popen) -> subprocess.Popen:
     """python -m dreamrun ARGS, started to be interrupted (SIGINT and SIGTERM as a terminal would send them)."""
     return subprocess.Popen([sys.executable, "-m", "dreamrun", *args], cwd=cwd, preexec_fn=default_signals, **popen)
+
+
+def logged_progress_images(run_dir: Path) -> int:
+    """Progress images a run (log.image_every=1) has flushed to its TensorBoard file: steps finished."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    if not list(Path(run_dir).glob("events.out.tfevents.*")):
+        return 0
+    board = EventAccumulator(str(run_dir), size_guidance={"images": 0}).Reload()
+    return len(board.Images("dream/progress")) if "dream/progress" in board.Tags()["images"] else 0

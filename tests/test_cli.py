@@ -14,7 +14,7 @@ import torchvision
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import REPO, TINY, default_signals, run_cli, start_cli
+from conftest import REPO, TINY, default_signals, logged_progress_images, run_cli, start_cli
 
 
 def test_cli_dream_writes_a_run_dir_and_prints_the_dream_path_last(tmp_path):
@@ -74,13 +74,6 @@ def test_config_mistakes_are_one_line_naming_the_closest_key(tmp_path, overrides
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob("sweep/*/result.json"))
 
 
-def _logged_progress_images(run_dir: Path) -> int:
-    if not list(run_dir.glob("events.out.tfevents.*")):
-        return 0
-    board = EventAccumulator(str(run_dir), size_guidance={"images": 0}).Reload()
-    return len(board.Images("dream/progress")) if "dream/progress" in board.Tags()["images"] else 0
-
-
 @pytest.mark.parametrize("sig, status, cause", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_a_signal_midway_leaves_a_consistent_run_dir(tmp_path, sig, status, cause):
     run_dir = tmp_path / "run"
@@ -88,7 +81,7 @@ def test_a_signal_midway_leaves_a_consistent_run_dir(tmp_path, sig, status, caus
     proc = start_cli(*TINY, "steps=100000", "log.image_every=1", "log.image_max_side=16",
                      f"hydra.run.dir={run_dir}", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while _logged_progress_images(run_dir) < 2 and time.monotonic() < deadline:
+    while logged_progress_images(run_dir) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)

@@ -31,3 +31,9 @@ def test_a_non_editable_install_finds_its_config_tree(tmp_path):
                            cwd=elsewhere, env=env, capture_output=True, text=True)
     assert sweep.returncode == 0, sweep.stderr  # the launcher presets ship in the wheel too
     assert (elsewhere / "sweep" / "summary.png").is_file()
+    # dreamrun's own launchers ship in the hydra_plugins namespace, where Hydra's scan finds them
+    listed = subprocess.run([sys.executable, "-c", "from hydra.core.plugins import Plugins\n"
+                             "from hydra.plugins.launcher import Launcher\n"
+                             "print(*(f'{c.__module__}.{c.__name__}' for c in Plugins.instance().discover(Launcher)))"],
+                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
+    assert "hydra_plugins.dreamrun_launchers.slurm.SlurmLauncher" in listed.stdout.split()

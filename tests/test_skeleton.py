@@ -89,3 +89,47 @@ def test_a_bug_is_recorded_as_failed_and_keeps_its_traceback(compose_cfg, tmp_pa
         run_job(DreamJob, compose_cfg(*TINY), tmp_path, progress=False)
     record = json.loads((tmp_path / "result.json").read_text())
     assert record["status"] == "failed" and record["error"] == "ZeroDivisionError: a bug"
+
+
+@pytest.fixture
+def time_limit_warning():
+    """handle_time_limit_warning(SIGUSR2) in this process, as in a SLURM job; undone afterwards."""
+    from dreamrun.jobs import interrupts
+
+    previous = signal.getsignal(signal.SIGUSR2)
+    interrupts.handle_time_limit_warning(signal.SIGUSR2)
+    yield interrupts
+    signal.signal(signal.SIGUSR2, previous)
+    interrupts._time_limit_signal = interrupts._pending = None
+
+
+def test_a_time_limit_warning_before_the_job_runs_stops_it_as_it_starts(compose_cfg, tmp_path, time_limit_warning):
+    """SLURM may warn while the job's process is still starting (imports, Hydra): the warning comes once,
+    so the job must not miss it, nor be torn down outside the skeleton without a record."""
+    signal.raise_signal(signal.SIGUSR2)  # no job yet: remembered
+    with pytest.raises(time_limit_warning.TimeLimitNear):
+        run_job(DreamJob, compose_cfg(*TINY), tmp_path, progress=False)
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert (record["status"], record["error"]) == ("interrupted", "SIGUSR2: the cluster job's time limit is near")
+    # consumed: the next job in this process runs
+    run_job(DreamJob, compose_cfg(*TINY), tmp_path / "next", progress=False)
+    assert json.loads((tmp_path / "next" / "result.json").read_text())["status"] == "completed"
+
+
+def test_a_time_limit_warning_while_dreaming_keeps_the_last_step(compose_cfg, tmp_path, time_limit_warning,
+                                                                 monkeypatch):
+    steps = []
+    step = engine.ascent_step
+
+    def warned_on_the_third_step(*args, **kwargs):
+        steps.append(1)
+        if len(steps) == 3:
+            signal.raise_signal(signal.SIGUSR2)
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "ascent_step", warned_on_the_third_step)
+    with pytest.raises(time_limit_warning.TimeLimitNear):
+        run_job(DreamJob, compose_cfg(*TINY, "steps=50"), tmp_path, progress=False)
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert record["status"] == "interrupted" and record["paths"]["interrupted"] == "interrupted.png"
+    assert len(steps) == 3  # stopped at the warning, not at the end

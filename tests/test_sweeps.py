@@ -336,10 +336,16 @@ def test_help_lists_the_config_groups_and_launchers():
 @pytest.mark.parametrize("preset, plugin", [("parallel", "hydra_joblib_launcher"),
                                             ("local", "hydra_submitit_launcher"), ("slurm", "hydra_submitit_launcher")])
 def test_a_launcher_without_its_plugin_says_what_to_install(tmp_path, preset, plugin):
-    # Hydra finds plugins by walking the hydra_plugins namespace: hide one as if it were not installed
-    hide = ("import pkgutil, sys\n"
+    # Hydra finds plugins by walking the hydra_plugins namespace: hide one as if it were not installed,
+    # from the walk and from imports (dreamrun's own launchers import the one they extend)
+    hide = ("import importlib.abc, pkgutil, sys\n"
             "walk = pkgutil.walk_packages\n"
             f"pkgutil.walk_packages = lambda *a, **k: (m for m in walk(*a, **k) if {plugin!r} not in m.name)\n"
+            "class NotInstalled(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            f"        if name.startswith('hydra_plugins.{plugin}'):\n"
+            "            raise ModuleNotFoundError(name)\n"
+            "sys.meta_path.insert(0, NotInstalled())\n"
             "sys.argv = ['dreamrun', *sys.argv[1:]]\n"
             "from dreamrun.cli import main\n"
             "main()\n")
@@ -364,7 +370,8 @@ def test_the_slurm_preset_asks_sbatch_for_partition_gpus_and_time(tmp_path):
     proc = run_cli("-m", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90",
                    "hydra.launcher.array_parallelism=1", 'hydra.launcher.setup=["source .venv/bin/activate"]', *BASE, "octaves=1,2", f"hydra.sweep.dir={tmp_path / 'sweep'}",
                    env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "SBATCH_CAPTURE": str(script)})
-    assert proc.returncode != 0 and "sbatch: no cluster" in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "dreamrun: error: sbatch refused the sweep's jobs: sbatch: no cluster. Check" in proc.stderr
     lines = script.read_text().splitlines()
     for option in ["--partition=gpu", "--gpus-per-task=1", "--time=90", "--array=0-1%1", "--job-name=dreamrun"]:
         assert f"#SBATCH {option}" in lines, option
@@ -372,8 +379,10 @@ def test_the_slurm_preset_asks_sbatch_for_partition_gpus_and_time(tmp_path):
 
 
 def test_slurm_without_slurm_is_one_clear_line(tmp_path):
+    no_tools = tmp_path / "bin"  # a PATH without srun, on a machine that has SLURM too
+    no_tools.mkdir()
     proc = run_cli("-m", "hydra/launcher=slurm", "octaves=1,2", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                   env={"PATH": "/usr/bin:/bin"})
+                   env={"PATH": str(no_tools)})
     assert proc.returncode == 2 and not (tmp_path / "sweep").exists()
     assert proc.stderr.strip() == ("dreamrun: error: hydra/launcher=slurm needs SLURM, and srun is not on "
                                    "PATH here: run the sweep from the cluster's login node, or try it locally with "

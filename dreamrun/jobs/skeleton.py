@@ -87,7 +87,7 @@ def run_job(kind: type[JobKind], cfg: DreamConfig, run_dir: Path, *, overrides: 
         record.finish(run_dir, FAILED, error=str(e))
         raise
     except KeyboardInterrupt as e:
-        record.finish(run_dir, INTERRUPTED, error="SIGTERM" if isinstance(e, interrupts.Terminated) else "Ctrl-C")
+        record.finish(run_dir, INTERRUPTED, error=interrupts.reason(e))
         raise
     except Exception as e:
         record.finish(run_dir, FAILED, error=f"{type(e).__name__}: {e}")

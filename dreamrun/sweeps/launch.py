@@ -3,6 +3,7 @@
 Hydra skips `on_multirun_end` when a job failed, so the callback only notes the sweep dir;
 the CLI summarises the sweep after Hydra returns, however the sweep ended.
 """
+import importlib
 import shutil
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -20,6 +21,18 @@ _sweep_dir: Optional[str] = None
 _job_lines: Optional[JobLines] = None
 
 
+OUR_LAUNCHERS = "hydra_plugins.dreamrun_launchers."
+
+
+def register_launcher(target: str) -> None:
+    """Make one of dreamrun's launchers known to Hydra. Hydra finds plugins by listing the modules of
+    hydra_plugins, which an editable install (pip install -e) does not show; it imports them all the same."""
+    from hydra.core.plugins import Plugins
+
+    module, name = target.rsplit(".", 1)
+    Plugins.instance().register(getattr(importlib.import_module(module), name))
+
+
 class LauncherCheck(Callback):
     """A launcher that cannot start here says why in one line, before the sweep makes its dir.
     (A launcher whose plugin is missing never gets here: composing its preset fails, and the CLI
@@ -27,6 +40,8 @@ class LauncherCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         launcher = str(config.hydra.launcher.get("_target_", ""))
+        if launcher.startswith(OUR_LAUNCHERS):
+            register_launcher(launcher)
         if launcher.endswith("SlurmLauncher") and not shutil.which("srun"):
             refuse("hydra/launcher=slurm needs SLURM, and srun is not on PATH here: run the sweep from the "
                    "cluster's login node, or try it locally with hydra/launcher=local")
@@ -39,7 +54,8 @@ class SweepSetup(Callback):
         global _sweep_dir, _job_lines
         _sweep_dir = str(config.hydra.sweep.dir)
         _name_jobs_by_swept_keys(config)
-        if "submitit" in str(config.hydra.launcher.get("_target_", "")):  # its jobs print into files
+        # submitit's jobs print into files (ours on SLURM are submitit's too)
+        if str(config.hydra.launcher.get("_target_", "")).endswith(("submitit_launcher.LocalLauncher", "SlurmLauncher")):
             _job_lines = JobLines(Path(_sweep_dir))
             _job_lines.start()
 
