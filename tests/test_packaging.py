@@ -36,4 +36,5 @@ def test_a_non_editable_install_finds_its_config_tree(tmp_path):
                              "from hydra.plugins.launcher import Launcher\n"
                              "print(*(f'{c.__module__}.{c.__name__}' for c in Plugins.instance().discover(Launcher)))"],
                             cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
-    assert "hydra_plugins.dreamrun_launchers.slurm.SlurmLauncher" in listed.stdout.split()
+    assert {"hydra_plugins.dreamrun_launchers.slurm.SlurmLauncher",
+            "hydra_plugins.dreamrun_launchers.batched.BatchedLauncher"} <= set(listed.stdout.split())

@@ -12,7 +12,9 @@ import torch
 from dreamrun.errors import DreamError
 
 # image (1, 3, H, W) in [0, 1] -> scalar objective to maximise, or a dict holding it under
-# "loss" beside other named values that observers get to see (e.g. each target's activation)
+# "loss" beside other named values that observers get to see (e.g. each target's activation),
+# and under GRADIENT its gradient at image where it was computed elsewhere (a batch of several jobs)
+GRADIENT = "gradient"
 ObjectiveFn = Callable[[torch.Tensor], Union[torch.Tensor, Mapping[str, torch.Tensor]]]
 
 MEMORY_SHARE = 0.25  # of the free memory, for one tile's forward and backward
@@ -51,7 +53,9 @@ def gradient(image: torch.Tensor, objective: ObjectiveFn,
     if not tile_size or (height <= tile_size and width <= tile_size):
         image = image.detach().requires_grad_(True)
         values = _as_values(objective(image))
-        (grad,) = torch.autograd.grad(values["loss"], image)
+        grad = values.pop(GRADIENT, None)
+        if grad is None:
+            (grad,) = torch.autograd.grad(values["loss"], image)
         return grad, {name: value.detach() for name, value in values.items()}
     grad = torch.empty_like(image)
     totals: dict[str, torch.Tensor] = {}

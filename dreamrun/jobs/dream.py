@@ -39,12 +39,13 @@ class DreamResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare(cfg: DreamConfig, height: int, width: int) -> Dreamer:
-    """Check everything about cfg that can be checked before dreaming, and build the dreamer."""
+def prepare(cfg: DreamConfig, height: int, width: int, **shared: Any) -> Dreamer:
+    """Check everything about cfg that can be checked before dreaming, and build the dreamer (on a
+    shared network: see build_dreamer)."""
     validate(cfg)
     objective = compile_target(cfg)
     check_octaves(height, width, cfg.octaves, cfg.octave_scale, cfg.model.min_size)
-    return build_dreamer(cfg, objective, setup_device(cfg))
+    return build_dreamer(cfg, objective, setup_device(cfg), **shared)
 
 
 def objective_gain(before: float, after: float) -> Optional[float]:
@@ -108,9 +109,13 @@ class DreamJob(JobKind):
     board: Optional[TensorBoardLogger] = None
 
     def build(self, image: torch.Tensor) -> Dreamer:
-        dreamer = prepare(self.cfg, *image.shape[-2:])
+        dreamer = self.dreamer(image)
         save_png(to_pil(image), self.run_dir / OUTPUT_FILES["input"])
         return dreamer
+
+    def dreamer(self, image: torch.Tensor) -> Dreamer:
+        """What the job dreams with: alone, a network of its own (dreaming together: a shared one)."""
+        return prepare(self.cfg, *image.shape[-2:])
 
     def observers(self, image, dreamer, writer):
         observers: list[Observer] = [ProgressBar(self.progress), OctaveImages(self.run_dir)]

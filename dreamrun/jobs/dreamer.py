@@ -33,8 +33,11 @@ class Dreamer:
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """The engine's objective: the loss, and each target's activation for the observers."""
-        acts = self.net(image)
-        self._recent = (tuple(image.shape[-2:]), {t.name: t.select(acts).detach() for t in self.objective.terms})
+        return self.values(self.net(image), tuple(image.shape[-2:]))
+
+    def values(self, acts: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """The objective's values on the activations of one image of this (H, W)."""
+        self._recent = (size, {t.name: t.select(acts).detach() for t in self.objective.terms})
         parts = self.objective.activations(acts)
         return {"loss": self.objective.total(parts), **{f"act/{name}": value for name, value in parts.items()}}
 
@@ -89,14 +92,15 @@ def compile_target(cfg: DreamConfig) -> Objective:
     return parse_target(target, list(cfg.model.layers), class_names(cfg.model.categories))
 
 
-def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device) -> Dreamer:
-    net = feature_net(build_model(cfg.model), cfg.model, objective.layers, owns_model=True).to(device)
-    try:
-        counts = channel_counts(net, cfg.model.min_size, device)
-    except RuntimeError as e:  # the probe is the network's smallest input: too small for its layers
-        raise DreamError(f"{cfg.model.name} cannot take a {cfg.model.min_size} px input, its model.min_size "
-                         f"({' '.join(str(e).split())[:160]}): raise model.min_size") from None
-    check_channels(objective, counts)
+def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device,
+                  net: Optional[FeatureNet] = None, dreamer_class: type[Dreamer] = Dreamer) -> Dreamer:
+    """A dreamer of objective as cfg says: on a network built for it, or on net if given (cut at least at
+    the objective's layers and configured), shared by jobs dreaming together, whose launcher decides
+    on tiles (it does not tile)."""
+    own = net is None
+    if own:
+        net = build_network(cfg, objective.layers, device)
+    check_channels(objective, network_channels(net, cfg, device))
     if cfg.guide.path:
         guide = to_tensor(resize_long_side(load_image(cfg.guide.path), cfg.guide.size))
         if min(guide.shape[-2:]) < cfg.model.min_size:
@@ -104,11 +108,11 @@ def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device) 
                              f"{cfg.model.name}'s {cfg.model.min_size} px: raise guide.size")
         with torch.no_grad():
             objective = guided(objective, net(guide.to(device)))
-    if cfg.compile:
-        log.warning("compile=true: the first steps compile the network, which takes minutes on a CPU")
-    net.configure(channels_last=cfg.channels_last, compile=cfg.compile,
-                  autocast_dtype=autocast_dtype(_name(cfg.precision), device))
-    dreamer = Dreamer(net, objective, device)
+    if own:
+        configure_network(net, cfg, device)
+    dreamer = dreamer_class(net, objective, device)
+    if not own:
+        return dreamer
     obstacle = objective.tiling_obstacle() or (None if cfg.model.tileable else (
         f"{cfg.model.name}'s unpadded convolutions shrink each tile's feature maps (model.tileable=false)"))
     dreamer.tile_size, note = resolve_tile_size(cfg.tile.size, dreamer, device, cfg.model.min_size, obstacle,
@@ -116,6 +120,28 @@ def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device) 
     if note:
         log.warning(note)
     return dreamer
+
+
+def build_network(cfg: DreamConfig, layers: list[str], device: torch.device) -> FeatureNet:
+    """cfg's network cut at these layers, on device."""
+    return feature_net(build_model(cfg.model), cfg.model, layers, owns_model=True).to(device)
+
+
+def configure_network(net: FeatureNet, cfg: DreamConfig, device: torch.device) -> FeatureNet:
+    """net set up for speed as cfg says: memory format, precision, compilation."""
+    if cfg.compile:
+        log.warning("compile=true: the first steps compile the network, which takes minutes on a CPU")
+    return net.configure(channels_last=cfg.channels_last, compile=cfg.compile,
+                         autocast_dtype=autocast_dtype(_name(cfg.precision), device))
+
+
+def network_channels(net: FeatureNet, cfg: DreamConfig, device: torch.device) -> dict[str, int]:
+    """Each cut layer's channel count."""
+    try:
+        return channel_counts(net, cfg.model.min_size, device)
+    except RuntimeError as e:  # the probe is the network's smallest input: too small for its layers
+        raise DreamError(f"{cfg.model.name} cannot take a {cfg.model.min_size} px input, its model.min_size "
+                         f"({' '.join(str(e).split())[:160]}): raise model.min_size") from None
 
 
 def configured_gradient_filter(cfg: DreamConfig) -> Optional[GradientFilter]:

@@ -1,0 +1,294 @@
+"""Jobs that dream together: one network, and one forward and backward pass per step for all of them.
+
+Each job runs on the job skeleton (dreamrun.jobs.skeleton) in a thread of its own, as it would alone:
+its own input, jitter generator, step size and steps, observers, files and result.json. Only the
+gradient of its objective is asked of a Rendezvous, which the launching thread serves: once every
+running job has asked, it stacks the images of one size into a batch, runs the shared network once,
+and hands each job the gradient of its own objective on its own image. A job's gradient does not depend
+on the others in its batch (the network is in eval mode: each image goes its own way through it). Its
+pixels are those its solo run makes, bit for bit, where the device's kernels compute an image in a
+batch as they compute it alone (see dream_together's exact).
+
+Jobs can dream together when they share what the batch is made of: the network and its weights, the
+input image and its size, the octave sizes, precision and device (group_key). The rest may differ.
+"""
+import copy
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+from omegaconf import OmegaConf
+
+from dreamrun.config.schema import DreamConfig, Mode
+from dreamrun.errors import DreamError
+from dreamrun.jobs.dream import DreamJob, prepare
+from dreamrun.jobs.dreamer import Dreamer, build_network, compile_target, configure_network, setup_device
+from dreamrun.core.octaves import check_octaves, octave_sizes, resize
+from dreamrun.core.tiles import GRADIENT, MEMORY_SHARE, auto_tile_size, bytes_per_pixel, free_memory
+from dreamrun.jobs.skeleton import JobResult, load_input, run_job, validate
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 64  # images per pass, however much memory is free: beyond this a batch is no faster
+
+
+GROUP_KEYS = ["model", "input", "octaves", "octave_scale", "precision", "device", "channels_last", "compile",
+              "gradient", "tile"]
+
+
+def group_key(cfg: DreamConfig) -> Optional[str]:
+    """What jobs must share to dream in one batch, as text; None for a job that dreams alone.
+
+    Random weights (model.weights=null) are drawn from the job's seed, so there the seed is shared too.
+    Guided dreams, zooms and explicitly tiled dreams dream alone.
+    """
+    if cfg.mode != Mode.dream or cfg.guide.path or cfg.tile.size not in (None, 0, "none", "auto"):
+        return None
+    shared = OmegaConf.masked_copy(cfg, GROUP_KEYS)
+    if cfg.model.weights is None:
+        shared.seed = cfg.seed
+    return OmegaConf.to_yaml(shared, resolve=True)
+
+
+class Rendezvous:
+    """Where the jobs of a group meet at every step: each asks for its gradient, the serving thread
+    answers them all with one pass of the shared network per image size."""
+
+    def __init__(self, net: torch.nn.Module, members: int, max_batch: int = MAX_BATCH):
+        self.net = net
+        self.max_batch = max_batch
+        self._all_asked = threading.Condition()  # the serving thread waits on it; each member on its own event
+        self._running = set(range(members))
+        self._asked: dict[int, tuple["TogetherDreamer", torch.Tensor]] = {}
+        self._answered = {member: threading.Event() for member in range(members)}
+        self._answers: dict[int, Any] = {}
+        self._stopped: Optional[BaseException] = None
+    def ask(self, member: int, dreamer: "TogetherDreamer", image: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The gradient of dreamer's objective at image (1, 3, h, w), and its values; waits for the batch."""
+        with self._all_asked:
+            if self._stopped is not None:
+                raise copy.copy(self._stopped)
+            self._asked[member] = (dreamer, image)
+            if set(self._asked) == self._running:
+                self._all_asked.notify()
+        self._answered[member].wait()
+        self._answered[member].clear()
+        answer = self._answers.pop(member)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def leave(self, member: int) -> None:
+        """The member's job is over, however it ended: the others no longer wait for it."""
+        with self._all_asked:
+            self._running.discard(member)
+            self._asked.pop(member, None)
+            self._all_asked.notify()
+
+    def serve(self) -> None:
+        """Answer the members until every one has left. An interrupt here (Ctrl-C, SIGTERM: signals reach
+        the main thread) reaches every running job at its next step, where it stops as it would alone."""
+        try:
+            while True:
+                with self._all_asked:
+                    while self._running and set(self._asked) != self._running:
+                        self._all_asked.wait(timeout=1.0)  # wakes for signals too
+                    if not self._running:
+                        return
+                    asked, self._asked = self._asked, {}
+                for member, answer in self._step(asked).items():
+                    self._answers[member] = answer
+                    self._answered[member].set()
+        except KeyboardInterrupt as interrupt:
+            self.stop(interrupt)
+            raise
+
+    def stop(self, error: BaseException) -> None:
+        """Every running member gets error, now if it waits for an answer, else when it next asks."""
+        with self._all_asked:
+            self._stopped = error
+            for member in self._running:
+                self._answers[member] = copy.copy(error)
+                self._answered[member].set()
+
+    def _step(self, asked: dict[int, tuple["TogetherDreamer", torch.Tensor]]) -> dict[int, Any]:
+        by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for member, (_, image) in asked.items():
+            by_size[tuple(image.shape[-2:])].append(member)
+        answers: dict[int, Any] = {}
+        for size, members in by_size.items():
+            for start in range(0, len(members), self.max_batch):
+                batch = members[start:start + self.max_batch]
+                try:
+                    answers.update(self._batch(size, batch, asked))
+                except Exception as e:  # out of memory, or a bug: every job of this batch fails with it
+                    answers.update({member: e for member in batch})
+        return answers
+
+    def _batch(self, size: tuple[int, int], members: list[int],
+               asked: dict[int, tuple["TogetherDreamer", torch.Tensor]]) -> dict[int, Any]:
+        images = torch.cat([asked[member][1] for member in members]).requires_grad_(True)
+        acts = self.net(images)
+        values = [asked[member][0].values({layer: act[i:i + 1] for layer, act in acts.items()}, size)
+                  for i, member in enumerate(members)]
+        # each image's gradient is its own objective's: the others' objectives do not depend on it
+        (grad,) = torch.autograd.grad(sum(v["loss"] for v in values), images)
+        return {member: (grad[i:i + 1], {name: value.detach() for name, value in values[i].items()})
+                for i, member in enumerate(members)}
+
+
+class TogetherDreamer(Dreamer):
+    """A job's dreamer whose gradients come from its group's Rendezvous."""
+
+    rendezvous: Rendezvous
+    member: int
+
+    def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        grad, values = self.rendezvous.ask(self.member, self, image.detach())
+        return {**values, GRADIENT: grad}  # the engine takes the batch's gradient (core.tiles.gradient)
+
+
+@dataclass
+class Job:
+    """One job of a sweep: its config and run dir, and after it ran, what came of it."""
+
+    cfg: DreamConfig
+    run_dir: Path
+    overrides: Sequence[str] = ()
+    result: Optional[JobResult] = None
+    error: Optional[BaseException] = field(default=None, repr=False)  # DreamError, KeyboardInterrupt, a bug
+
+
+def dream_together(jobs: Sequence[Job], exact: bool = True) -> None:
+    """Run jobs that share a group_key as one batch, each recorded as run_job records it (result, error).
+    A job that cannot join (a target the network lacks) fails alone, as it would with any launcher.
+
+    exact: each job's pixels are bit for bit those of its solo run. A dream amplifies the last bit of a
+    gradient into a different dream within a few octaves (on EfficientNet-Lite0 in fp32, noise of 1e-6 on
+    the input moves the final pixels by 15 levels of 255 on average), and convolutions sum in another
+    order for a batch of several images than for one where their kernels say so: then exact passes the
+    images one at a time (batch_invariant). exact=False batches regardless: each job still makes a dream
+    of its own settings, but not its solo run's pixels."""
+    joining = []
+    for job in jobs:
+        try:
+            validate(job.cfg)
+            joining.append((job, compile_target(job.cfg).layers))
+        except DreamError:
+            run_one(job, DreamJob)  # fails as it would alone, and says why in its result.json
+    if not joining:
+        return
+    first = joining[0][0].cfg
+    layers = list(dict.fromkeys(layer for _, job_layers in joining for layer in job_layers))
+    try:
+        net, max_batch = _shared_network(first, layers, exact)
+    except DreamError:  # an input, octaves or a network the jobs cannot dream with: each says so alone
+        net, max_batch = None, 0
+    if max_batch == 0:
+        for job, _ in joining:
+            run_one(job, DreamJob)
+        return
+    rendezvous = Rendezvous(net, len(joining), max_batch)
+
+    class TogetherDreamJob(DreamJob):
+        member: int
+
+        def dreamer(self, image: torch.Tensor) -> Dreamer:
+            dreamer = prepare(self.cfg, *image.shape[-2:], net=net, dreamer_class=TogetherDreamer)
+            dreamer.rendezvous, dreamer.member = rendezvous, self.member
+            return dreamer
+
+    threads = []
+    main_threads = torch.get_num_threads()
+    for member, (job, _) in enumerate(joining):
+        kind = type(f"TogetherDreamJob{member}", (TogetherDreamJob,), {"member": member})
+        # a job's own tensor work between steps is small: in one thread it is faster than split over the
+        # cores (measured: a 6-job sweep dreams 25% sooner on 2 cores), but sums in another order than the
+        # job alone would, so only where pixels need not be the solo run's
+        threads_per_job = main_threads if exact else 1
+        thread = threading.Thread(target=run_one, args=(job, kind, rendezvous, member, threads_per_job),
+                                  name=f"dreamrun-job-{member}", daemon=True)
+        threads.append(thread)
+        thread.start()
+    try:
+        rendezvous.serve()
+    finally:
+        for thread in threads:
+            thread.join()
+        torch.set_num_threads(main_threads)  # torch keeps one count for the process: the jobs' is theirs
+
+
+def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool) -> tuple[torch.nn.Module, int]:
+    """The group's network, cut at every layer its jobs target, and how many images a pass may take."""
+    image = load_input(cfg, torch.Generator().manual_seed(cfg.seed))
+    check_octaves(*image.shape[-2:], cfg.octaves, cfg.octave_scale, cfg.model.min_size)
+    device = setup_device(cfg)
+    net = configure_network(build_network(cfg, layers, device), cfg, device)
+    max_batch = batch_limit(cfg, net, device, tuple(image.shape[-2:]))
+    if exact and max_batch > 1 and not batch_invariant(net, cfg, image.to(device)):
+        max_batch = 1
+    return net, max_batch
+
+
+def batch_limit(cfg: DreamConfig, net: torch.nn.Module, device: torch.device, size: tuple[int, int]) -> int:
+    """How many of the group's images of this (H, W) one pass may take: what MEMORY_SHARE of the free
+    memory holds, as tile.size=auto reasons for one image (core.tiles). 0 where the jobs would tile alone
+    (an image bigger than auto's tile): they dream alone then, as they would with any launcher."""
+    height, width = size
+
+    def every_layer(image: torch.Tensor) -> torch.Tensor:  # the memory of a gradient through the whole cut
+        return sum(act.float().pow(2).mean() for act in net(image).values())
+
+    if cfg.tile.size == "auto":
+        side = auto_tile_size(every_layer, device, cfg.model.min_size)
+        if side is not None and max(height, width) > side:
+            return 0
+    free = free_memory(device)
+    if free is None:
+        return MAX_BATCH
+    per_image = bytes_per_pixel(every_layer, device) * height * width
+    return max(1, min(MAX_BATCH, int(MEMORY_SHARE * free / per_image)))
+
+
+def batch_invariant(net: torch.nn.Module, cfg: DreamConfig, image: torch.Tensor) -> bool:
+    """Whether image's activations and gradient come out bit for bit the same in a batch of several as
+    alone, here: at its size and at the smallest octave's."""
+    smallest = octave_sizes(*image.shape[-2:], cfg.octaves, cfg.octave_scale)[0]
+    for probe in (image, resize(image, smallest)):
+        others = torch.rand(2, *probe.shape[1:], generator=torch.Generator().manual_seed(0)).to(probe.device)
+        alone, batched = _gradient(net, probe), _gradient(net, torch.cat([probe, others]))
+        if not all(torch.equal(a, b[:1]) for a, b in zip(alone, batched)):
+            return False
+    return True
+
+
+def _gradient(net: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+    """The first image's activations at every cut layer, and the gradient of their sum of squares."""
+    images = images.detach().requires_grad_(True)
+    acts = [act[:1] for act in net(images).values()]
+    (grad,) = torch.autograd.grad(sum(act.float().pow(2).mean() for act in acts), images)
+    return [*(act.detach() for act in acts), grad[:1]]
+
+
+def run_one(job: Job, kind: type[DreamJob], rendezvous: Optional[Rendezvous] = None, member: int = 0,
+         threads: Optional[int] = None) -> None:
+    """job, of this kind, on the skeleton, its outcome in job (and result.json); in a group, as its member."""
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)  # this thread's intra-op threads (OpenMP's count is per thread)
+        job.result = run_job(kind, job.cfg, job.run_dir, overrides=job.overrides, progress=False)
+    except KeyboardInterrupt as e:
+        job.error = e
+    except DreamError as e:
+        job.error = e
+        log.error("dreamrun: error: %s", e)
+    except Exception as e:  # a bug: run_job recorded it; keep its traceback in the log
+        job.error = e
+        log.exception("dreamrun: job failed")
+    finally:
+        if rendezvous is not None:
+            rendezvous.leave(member)
