@@ -213,3 +213,32 @@ def test_sigterm_stops_a_batched_sweep_with_every_job_recorded(tmp_path):
         assert (job / "interrupted.png").is_file()
     assert (sweep_dir / "summary.md").read_text().count("| interrupted |") == 4
     assert out.splitlines() == [str(sweep_dir / "summary.png")]
+
+
+def test_a_group_is_split_into_passes_that_fit_the_free_memory(compose_cfg, tmp_path, passes, monkeypatch):
+    """As tile.size=auto reasons for one image: MEMORY_SHARE of the free memory over what autograd keeps
+    per image. Free memory for two images and a half: passes of two."""
+    from dreamrun.core.tiles import MEMORY_SHARE
+
+    per_pixel = 1000.0
+    monkeypatch.setattr(batching, "bytes_per_pixel", lambda objective, device: per_pixel)
+    monkeypatch.setattr(batching, "free_memory", lambda device: int(2.5 * per_pixel * 64 * 96 / MEMORY_SHARE))
+    builds = []
+    build = batching.build_network
+    monkeypatch.setattr(batching, "build_network", lambda *args: builds.append(1) or build(*args))
+    jobs = _jobs(compose_cfg, tmp_path, [[f"seed={seed}", "steps=2"] for seed in range(5)])
+    dream_together(jobs, exact=False)
+    assert max(passes) == 2 and all(json.loads((j.run_dir / "result.json").read_text())["status"] == "completed"
+                                    for j in jobs)
+    assert builds == [1]  # one network for the five jobs
+
+
+def test_jobs_that_cannot_share_run_as_with_basic(tmp_path):
+    zoom = ["zoom.frames=2", "zoom.steps_per_frame=1", "zoom.octaves=1"]
+    proc = run_cli("-m", "hydra/launcher=batched", *BASE, "steps=1", *zoom, "mode=dream,zoom", "seed=0,1",
+                   f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    assert "dreaming 4 jobs: 2 together, 2 alone" in proc.stderr
+    records = [json.loads(path.read_text()) for path in tmp_path.glob("*/result.json")]
+    assert [r["status"] for r in records] == ["completed"] * 4
+    assert len(list(tmp_path.glob("*mode=zoom*/zoom.gif"))) == 2
