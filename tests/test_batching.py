@@ -242,3 +242,11 @@ def test_jobs_that_cannot_share_run_as_with_basic(tmp_path):
     records = [json.loads(path.read_text()) for path in tmp_path.glob("*/result.json")]
     assert [r["status"] for r in records] == ["completed"] * 4
     assert len(list(tmp_path.glob("*mode=zoom*/zoom.gif"))) == 2
+
+
+def test_the_batched_launchers_settings_are_typed(tmp_path):
+    proc = run_cli("-m", "hydra/launcher=batched", "hydra.launcher.exact=maybe", *BASE, "seed=0,1",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert proc.returncode == 2 and not (tmp_path / "sweep").exists()
+    assert proc.stderr.splitlines() == ["dreamrun: error: hydra.launcher.exact=maybe: Value 'maybe' is not a valid "
+                                        "bool (type str)"]

@@ -137,5 +137,15 @@ class DreamConfig:
     overwrite: bool = False  # replace the results of an earlier run in the same hydra.run.dir
 
 
+@dataclass
+class BatchedLauncherConfig:
+    """hydra/launcher=batched (conf/hydra/launcher/batched.yaml): typed, so exact=maybe is refused."""
+
+    _target_: str = "hydra_plugins.dreamrun_launchers.batched.BatchedLauncher"
+    exact: bool = True
+
+
 def register_configs() -> None:
-    ConfigStore.instance().store(name="dreamrun_schema", node=DreamConfig)
+    store = ConfigStore.instance()
+    store.store(name="dreamrun_schema", node=DreamConfig)
+    store.store(group="hydra/launcher", name="batched_schema", node=BatchedLauncherConfig, provider="dreamrun")
