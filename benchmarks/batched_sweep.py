@@ -2,6 +2,7 @@
 
     python benchmarks/batched_sweep.py                      # CPU: 6 Lite0 jobs at 256 px, 5 interleaved rounds
     python benchmarks/batched_sweep.py --gpu                # GPU: the 16-job mission sweep (see below), one round
+    python benchmarks/batched_sweep.py --smoke              # that sweep shrunk to 30 s on a CPU: the script works
     python benchmarks/batched_sweep.py --seeds 4 --rounds 1      # the same sweep over 4 seeds: 24 jobs
     python benchmarks/batched_sweep.py --json results/batched_sweep_cpu.json
 
@@ -66,12 +67,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gpu", action="store_true", help="the 16-job mission sweep on CUDA")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default: 5 on the CPU, 1 on a GPU)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the --gpu sweep shrunk to seconds on this machine's CPU: checks the script, measures nothing")
     parser.add_argument("--seeds", type=int, default=1, help="seed=range(0,N) on top: N times the jobs")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
     sweep = (GPU_SWEEP if args.gpu else CPU_SWEEP) + ([f"seed=range(0,{args.seeds})"] if args.seeds > 1 else [])
+    if args.smoke:
+        sweep = [*GPU_SWEEP, "device=cpu", "input.size=160", "octaves=1", "steps=1"]
     launchers = LAUNCHERS
-    rounds = args.rounds or (1 if args.gpu else 5)
+    rounds = args.rounds or (1 if args.gpu or args.smoke else 5)
     runs: dict[str, list[dict]] = {name: [] for name in launchers}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(rounds):
@@ -82,7 +87,7 @@ def main() -> None:
                        if name != "basic"}
     import torch
 
-    device = torch.cuda.get_device_name() if args.gpu else f"CPU, {torch.get_num_threads()} threads"
+    device = torch.cuda.get_device_name() if args.gpu and not args.smoke else f"CPU, {torch.get_num_threads()} threads"
     figures = {"device": device, "torch": torch.__version__, "sweep": sweep, "rounds": rounds, "launchers": {}}
     print(f"{device}, torch {torch.__version__}: `python -m dreamrun -m {' '.join(sweep)}`, medians of {rounds}")
     for name, results in runs.items():

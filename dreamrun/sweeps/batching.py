@@ -29,7 +29,7 @@ from dreamrun.jobs.dream import DreamJob, prepare
 from dreamrun.jobs.dreamer import Dreamer, build_network, compile_target, configure_network, setup_device
 from dreamrun.core.octaves import check_octaves, octave_sizes, resize
 from dreamrun.core.tiles import GRADIENT, MEMORY_SHARE, auto_tile_size, bytes_per_pixel, free_memory
-from dreamrun.jobs.skeleton import JobResult, load_input, run_job, validate
+from dreamrun.jobs.skeleton import JobResult, cudnn_autotuned, load_input, run_job, validate
 
 log = logging.getLogger(__name__)
 
@@ -202,15 +202,22 @@ def dream_together(jobs: Sequence[Job], exact: bool = True) -> None:
             dreamer.rendezvous, dreamer.member = rendezvous, self.member
             return dreamer
 
+    device = next(net.parameters()).device
+    with cudnn_autotuned(device):  # for the group, around the jobs' own (they would undo it for each other)
+        _dream_members(joining, rendezvous, TogetherDreamJob, exact)
+
+
+def _dream_members(joining: list, rendezvous: Rendezvous, kind: type[DreamJob], exact: bool) -> None:
+    """Each job of the group in a thread of its own, served until every one has ended."""
     threads = []
     main_threads = torch.get_num_threads()
     for member, (job, _) in enumerate(joining):
-        kind = type(f"TogetherDreamJob{member}", (TogetherDreamJob,), {"member": member})
+        member_kind = type(f"{kind.__name__}{member}", (kind,), {"member": member})
         # a job's own tensor work between steps is small: in one thread it is faster than split over the
         # cores (measured: a 6-job sweep dreams 25% sooner on 2 cores), but sums in another order than the
         # job alone would, so only where pixels need not be the solo run's
         threads_per_job = main_threads if exact else 1
-        thread = threading.Thread(target=run_one, args=(job, kind, rendezvous, member, threads_per_job),
+        thread = threading.Thread(target=run_one, args=(job, member_kind, rendezvous, member, threads_per_job),
                                   name=f"dreamrun-job-{member}", daemon=True)
         threads.append(thread)
         thread.start()
