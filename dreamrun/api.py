@@ -40,7 +40,6 @@ CONFIG_KEYS = {"octaves": "octaves", "octave_scale": "octave_scale", "steps": "s
                "weights": "model.weights", "target": "target"}
 
 
-
 def dream(
     image: Image.Image | str | os.PathLike,
     *,

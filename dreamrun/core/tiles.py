@@ -23,6 +23,7 @@ PROBE_SIDE = 128
 # tiles of at least 2 * ALIGN px start on multiples of ALIGN, the coarsest stride of ImageNet networks'
 # feature maps, so that a tile samples every map on the whole image's grid
 ALIGN = 32
+NEVER_TILE = (None, 0, "none")  # tile.size settings that turn tiling off
 
 
 def _as_values(out: Union[torch.Tensor, Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -113,9 +114,14 @@ def min_tile_size(min_side: int) -> int:
 def auto_tile_size(objective: Callable[[torch.Tensor], Any], device: torch.device, min_side: int) -> Optional[int]:
     """The tile side that fits MEMORY_SHARE of the free memory (None: no limit known)."""
     free = free_memory(device)
+    return tile_side(free, bytes_per_pixel(objective, device) if free is not None else None, device, min_side)
+
+
+def tile_side(free: Optional[int], per_pixel: Optional[float], device: torch.device, min_side: int) -> Optional[int]:
+    """auto_tile_size from its measurements: free bytes (None: unknown) and what a pixel keeps."""
     if free is None:
         return CPU_MAX_TILE if device.type == "cpu" else None
-    side = int(math.sqrt(MEMORY_SHARE * free / bytes_per_pixel(objective, device))) // ALIGN * ALIGN
+    side = int(math.sqrt(MEMORY_SHARE * free / per_pixel)) // ALIGN * ALIGN
     if device.type == "cpu":
         side = min(side, CPU_MAX_TILE)
     return max(side, min_tile_size(min_side))
@@ -131,7 +137,7 @@ def resolve_tile_size(setting: Any, objective: Callable[[torch.Tensor], Any], de
     tile, noted where it would have tiled an image of long_side px (None: of unknown size), and an
     explicit side tiles all the same, noted: it is the one way to dream an image too big for memory.
     """
-    if setting in (None, 0, "none"):
+    if setting in NEVER_TILE:
         return None, None
     if setting == "auto":
         side = auto_tile_size(objective, device, min_side)

@@ -67,8 +67,9 @@ def handle_time_limit_warning(signum: int) -> None:
 
 @contextmanager
 def handled() -> Iterator[None]:
-    """Handle SIGINT and SIGTERM (and a cluster's time-limit warning) this way while the block runs, then put back the handlers there were
-    before, so a notebook or a host program keeps its own (signal handlers live in the main thread only).
+    """Handle SIGINT and SIGTERM (and a cluster's time-limit warning) this way while the block runs, then
+    put back the handlers there were before, so a notebook or a host program keeps its own (signal
+    handlers live in the main thread only).
 
     A signal this process was started ignoring (`nohup`, `cmd &` in a script) stays ignored.
     """

@@ -10,7 +10,7 @@ import sys
 import threading
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
@@ -77,17 +77,17 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
 
 
 def _dream(jobs: list[Job], config: Any, exact: bool) -> None:
-    groups: dict[str, list[Job]] = defaultdict(list)
-    alone: list[Job] = []
+    by_key: dict[Optional[str], list[Job]] = defaultdict(list)
     for job in jobs:
-        key = group_key(job.cfg)
-        (groups[key] if key is not None else alone).append(job)
-    alone += [job for key, group in list(groups.items()) if len(group) == 1 for job in groups.pop(key)]
+        by_key[group_key(job.cfg)].append(job)
+    groups = [group for key, group in by_key.items() if key is not None and len(group) > 1]
+    together = {id(job) for group in groups for job in group}
+    alone = [job for job in jobs if id(job) not in together]
     log.info("dreaming %d jobs: %s", len(jobs), ", ".join(
-        [f"{len(group)} together" for group in groups.values()] + ([f"{len(alone)} alone"] if alone else [])))
+        [f"{len(group)} together" for group in groups] + ([f"{len(alone)} alone"] if alone else [])))
     logs = _job_logs(config)
     try:
-        for group in groups.values():
+        for group in groups:
             for member, job in enumerate(group):
                 logs.route(f"dreamrun-job-{member}", job.run_dir / f"{config.hydra.job.name}.log")
             try:

@@ -28,7 +28,7 @@ from dreamrun.errors import DreamError
 from dreamrun.jobs.dream import DreamJob, prepare
 from dreamrun.jobs.dreamer import Dreamer, build_network, compile_target, configure_network, setup_device
 from dreamrun.core.octaves import check_octaves, octave_sizes, resize
-from dreamrun.core.tiles import GRADIENT, MEMORY_SHARE, auto_tile_size, bytes_per_pixel, free_memory
+from dreamrun.core.tiles import GRADIENT, MEMORY_SHARE, NEVER_TILE, bytes_per_pixel, free_memory, tile_side
 from dreamrun.jobs.skeleton import JobResult, cudnn_autotuned, load_input, run_job, validate
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def group_key(cfg: DreamConfig) -> Optional[str]:
     Random weights (model.weights=null) are drawn from the job's seed, so there the seed is shared too.
     Guided dreams, zooms and explicitly tiled dreams dream alone.
     """
-    if cfg.mode != Mode.dream or cfg.guide.path or cfg.tile.size not in (None, 0, "none", "auto"):
+    if cfg.mode != Mode.dream or cfg.guide.path or cfg.tile.size not in (*NEVER_TILE, "auto"):
         return None
     shared = OmegaConf.masked_copy(cfg, GROUP_KEYS)
     if cfg.model.weights is None:
@@ -250,15 +250,15 @@ def batch_limit(cfg: DreamConfig, net: torch.nn.Module, device: torch.device, si
     def every_layer(image: torch.Tensor) -> torch.Tensor:  # the memory of a gradient through the whole cut
         return sum(act.float().pow(2).mean() for act in net(image).values())
 
+    free = free_memory(device)
+    per_pixel = bytes_per_pixel(every_layer, device) if free is not None else None
     if cfg.tile.size == "auto":
-        side = auto_tile_size(every_layer, device, cfg.model.min_size)
+        side = tile_side(free, per_pixel, device, cfg.model.min_size)
         if side is not None and max(height, width) > side:
             return 0
-    free = free_memory(device)
     if free is None:
         return MAX_BATCH
-    per_image = bytes_per_pixel(every_layer, device) * height * width
-    return max(1, min(MAX_BATCH, int(MEMORY_SHARE * free / per_image)))
+    return max(1, min(MAX_BATCH, int(MEMORY_SHARE * free / (per_pixel * height * width))))
 
 
 def batch_invariant(net: torch.nn.Module, cfg: DreamConfig, image: torch.Tensor) -> bool:

@@ -54,8 +54,8 @@ class SweepSetup(Callback):
         global _sweep_dir, _job_lines
         _sweep_dir = str(config.hydra.sweep.dir)
         _name_jobs_by_swept_keys(config)
-        # submitit's jobs print into files (ours on SLURM are submitit's too)
-        if str(config.hydra.launcher.get("_target_", "")).endswith(("submitit_launcher.LocalLauncher", "SlurmLauncher")):
+        launcher = str(config.hydra.launcher.get("_target_", ""))
+        if launcher.endswith(("submitit_launcher.LocalLauncher", "SlurmLauncher")):  # submitit's: jobs print to files
             _job_lines = JobLines(Path(_sweep_dir))
             _job_lines.start()
 
