@@ -26,7 +26,9 @@ import dreamrun
 from conftest import TINY, run_cli
 from dreamrun.config.compose import compose_config
 from dreamrun.errors import DreamError
-from dreamrun.jobs.zoom_state import RNG_STATE_BYTES, STATE_FILE, read_state
+from dreamrun.jobs.frame_state import RNG_STATE_BYTES, ZOOM as ZOOM_KIND, read_state
+
+STATE_FILE = ZOOM_KIND.state_file
 from dreamrun.nets.build import build_architecture
 
 EXIF_ORIENTATION = 0x0112
@@ -396,7 +398,7 @@ DAMAGED_ZOOM_STATES = {
 
 def test_an_intact_zoom_state_is_read(tmp_path):
     assert len(torch.Generator().get_state()) == RNG_STATE_BYTES
-    assert read_state(_zoom_run_dir(tmp_path), ZOOM_SETTINGS)["frame"] == 2
+    assert read_state(_zoom_run_dir(tmp_path), ZOOM_SETTINGS, ZOOM_KIND)["frame"] == 2
 
 
 @pytest.mark.parametrize("case", DAMAGED_ZOOM_STATES)
@@ -405,7 +407,7 @@ def test_a_damaged_zoom_state_is_refused_naming_it(tmp_path, case):
     run_dir = _zoom_run_dir(tmp_path)
     damage(run_dir)
     with pytest.raises(DreamError) as refused:
-        read_state(run_dir, ZOOM_SETTINGS)
+        read_state(run_dir, ZOOM_SETTINGS, ZOOM_KIND)
     message = str(refused.value)
     assert message.startswith(f"cannot resume: {run_dir / STATE_FILE}") and re.search(phrase, message), message
 

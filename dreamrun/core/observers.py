@@ -22,15 +22,19 @@ class Observer:
     def on_dream_end(self, *, image: torch.Tensor) -> None:
         pass
 
-    # zoom dreams (dreamrun.core.zoom): one dream per frame, each with the hooks above
+    # frame by frame (dreamrun.core.zoom, dreamrun.core.video): one dream per frame, each with the hooks above
 
-    def on_zoom_start(self, *, frames: int, start: int) -> None:
-        """frames: the total; start: the first frame this run makes (> 0 when resumed)."""
+    def on_frames_start(self, *, frames: Optional[int], start: int) -> None:
+        """frames: the total (None: not known ahead); start: the first frame this run makes (> 0 when resumed)."""
+
+    def on_flow(self, *, frame: int, magnitude: float, occluded: float) -> None:
+        """A video frame's optical flow from the previous frame, before its dream: the mean motion in px
+        and the fraction of pixels the flow cannot follow (they start from the frame itself)."""
 
     def on_frame(self, *, frame: int, image: torch.Tensor, rng_state: torch.Tensor) -> None:
         """image: the finished frame. rng_state: the jitter generator's state after it."""
 
-    def on_zoom_end(self, *, image: torch.Tensor) -> None:
+    def on_frames_end(self, *, image: torch.Tensor) -> None:
         pass
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """Zoom dreams: dream a frame, zoom in a little, dream again; the frames make an endless video.
 
 Pure like the engine: tensors and plain parameters in, frames reported to observers
-(`on_zoom_start`, `on_frame`, `on_zoom_end`) beside the engine's own per-step hooks.
+(`on_frames_start`, `on_frame`, `on_frames_end`) beside the engine's own per-step hooks.
 """
 import math
 from typing import Callable, Optional, Sequence
@@ -60,7 +60,7 @@ def zoom_dream(
     frame k-1 zoomed in and dreamed on again; frame 0 is the dreamed input.
     """
     for obs in observers:
-        obs.on_zoom_start(frames=frames, start=start)
+        obs.on_frames_start(frames=frames, start=start)
     for frame in range(start, frames):
         if frame > 0:
             image = zoom_in(image, factor, rotation)
@@ -71,5 +71,5 @@ def zoom_dream(
         for obs in observers:
             obs.on_frame(frame=frame, image=image, rng_state=generator.get_state())
     for obs in observers:
-        obs.on_zoom_end(image=image)
+        obs.on_frames_end(image=image)
     return image

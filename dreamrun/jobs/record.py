@@ -12,7 +12,7 @@ stays readable), in file-name order. A dream run from the CLI:
      "metrics": "metrics.json", "octave_0": "octave_0.png", "octave_1": "octave_1.png",
      "result": "result.json"}
 
-- a file with a fixed name has its role (OUTPUT_FILES, result, zoom_state); octave_<i>.png is
+- a file with a fixed name has its role (OUTPUT_FILES, result, zoom_state, video_state); octave_<i>.png is
   octave_<i>; a TensorBoard event file is tensorboard (a resumed zoom adds tensorboard_1, ...)
 - a dir ends in "/" and stands for everything below it: a zoom's frames/ (possibly thousands of
   frames) and Hydra's .hydra/
@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from dreamrun.jobs.zoom_state import FRAMES_DIR, STATE_FILE
+from dreamrun.jobs.frame_state import FRAMES_DIR, KINDS
 from dreamrun.outputs.files import save_json
 
 RESULT_FILE = "result.json"
@@ -41,16 +41,18 @@ COMPLETED, FAILED, INTERRUPTED = "completed", "failed", "interrupted"
 # the files a job may leave, relative to its run dir so a moved sweep dir stays readable
 OUTPUT_FILES = {"dream": "dream.png", "input": "input.png", "metrics": "metrics.json", "log": "dreamrun.log",
                 "interrupted": "interrupted.png", "last_good": "last_good.png",
-                "animation": "zoom.gif", "animation_webp": "zoom.webp", "video": "zoom.mp4"}
+                "animation": "zoom.gif", "animation_webp": "zoom.webp", "video": "zoom.mp4",
+                "dream_video": "dream.mp4", "preview": "preview.gif"}
 # every name in a run dir with a fixed role: the outputs, then what records and resumes them
-ROLES = {name: role for role, name in {**OUTPUT_FILES, "result": RESULT_FILE, "zoom_state": STATE_FILE,
-                                       "frames": FRAMES_DIR, "hydra": ".hydra"}.items()}
+ROLES = {name: role for role, name in {**OUTPUT_FILES, "result": RESULT_FILE, "frames": FRAMES_DIR, "hydra": ".hydra",
+                                       **{f"{kind}_state": k.state_file for kind, k in KINDS.items()}}.items()}
 OCTAVE_IMAGE = re.compile(r"(octave_\d+)\.png")
 TENSORBOARD_PREFIX = "events.out.tfevents."
 
 
 # everything a job writes besides Hydra's .hydra/ and the log: what overwrite=true removes first
-RESULT_GLOBS = ["result.json", "metrics.json", "*.png", "events.out.tfevents.*", "zoom.*", "zoom_state.json", "frames"]
+RESULT_GLOBS = ["result.json", "metrics.json", "*.png", "events.out.tfevents.*", "zoom.*", "*_state.json", "frames",
+                "dream.mp4", "preview.gif"]
 
 
 def has_results(run_dir: Path) -> bool:

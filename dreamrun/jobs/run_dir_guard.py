@@ -2,8 +2,8 @@
 
 A default dir (outputs/DATE/TIME_MODEL_TARGET) is claimed fresh: never one another run already has. A dir
 the user named is refused if it holds an earlier run's results (its .hydra/ record included), unless
-overwrite=true. resume=true is refused wherever there is nothing to resume: anywhere but a named zoom
-run dir whose saved frames were made with the same settings."""
+overwrite=true. resume=true is refused wherever there is nothing to resume: anywhere but a named zoom or
+video run dir whose saved frames were made with the same settings."""
 import copy
 from pathlib import Path
 from typing import Any, Callable
@@ -12,10 +12,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
 from dreamrun.config.run_names import claim_fresh_dir
-from dreamrun.config.schema import Mode
 from dreamrun.errors import DreamError, refuse
 from dreamrun.jobs.record import has_results
-from dreamrun.jobs.zoom_state import fingerprint, read_state
+from dreamrun.jobs.frame_state import fingerprint, frame_kind, read_state
 
 
 def _task_config(config: DictConfig) -> DictConfig:
@@ -26,20 +25,21 @@ def _task_config(config: DictConfig) -> DictConfig:
 
 
 def check_resume(config: DictConfig, named_dir: bool) -> None:
-    """Raise DreamError unless resume=true has an interrupted zoom with the same settings to continue."""
-    if config.mode != Mode.zoom:
-        raise DreamError("resume=true continues an interrupted zoom (mode=zoom); a dream has nothing to "
-                         "resume: drop resume=true")
+    """Raise DreamError unless resume=true has an interrupted zoom or video with the same settings to continue."""
+    kind = frame_kind(config)
+    if kind is None:
+        raise DreamError("resume=true continues an interrupted zoom or video (mode=zoom, mode=video); a dream "
+                         "has nothing to resume: drop resume=true")
     if config.overwrite:
-        raise DreamError("resume=true continues a zoom's frames and overwrite=true removes them: pass one")
+        raise DreamError(f"resume=true continues a {kind.name}'s frames and overwrite=true removes them: pass one")
     if not named_dir:
-        raise DreamError("resume=true needs the run dir of the zoom to continue: add "
-                         "hydra.run.dir=<the dir the interrupted zoom printed>")
+        raise DreamError(f"resume=true needs the run dir of the {kind.name} to continue: add "
+                         f"hydra.run.dir=<the dir the interrupted {kind.name} printed>")
     run_dir = Path(str(config.hydra.run.dir))
     # refuses other settings, before any file changes
-    if read_state(run_dir, fingerprint(_task_config(config))) is None:
-        raise DreamError(f"resume=true, but {run_dir} holds no saved zoom frames (no zoom_state.json): "
-                         "nothing to resume; drop resume=true to start a new zoom")
+    if read_state(run_dir, fingerprint(_task_config(config), kind), kind) is None:
+        raise DreamError(f"resume=true, but {run_dir} holds no saved {kind.name} frames (no {kind.state_file}): "
+                         f"nothing to resume; drop resume=true to start a new {kind.name}")
 
 
 def check_run_dir(config: DictConfig) -> None:
@@ -90,7 +90,7 @@ class RunDirGuard(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.resume:
-            refuse("resume=true continues one interrupted zoom, in its run dir; a sweep has nothing to resume: "
+            refuse("resume=true continues one interrupted zoom or video, in its run dir; a sweep has nothing to resume: "
                    "drop resume=true, or resume a job of the sweep alone with its hydra.run.dir")
         if not _named_by_user(config, "hydra.sweep.dir"):
             claimed = _make_dir("hydra.sweep.dir", str(config.hydra.sweep.dir), claim_fresh_dir)

@@ -7,13 +7,12 @@ After every frame, frames/<k>.png and zoom_state.json (the frame number and the 
 state) are written atomically, so a run killed at any point resumes after its last saved frame
 and makes exactly the frames an uninterrupted run would have made.
 """
-import base64
 import logging
 import math
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from omegaconf import OmegaConf
@@ -27,11 +26,12 @@ from dreamrun.core.zoom import zoom_dream
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dreamer import build_dreamer, compile_target, configured_gradient_filter, describe, setup_device
 from dreamrun.jobs.skeleton import JobKind, JobResult
-from dreamrun.jobs.zoom_state import FRAMES_DIR, STATE_FILE, fingerprint, frame_path, read_state
+from dreamrun.jobs.frame_files import FrameWriter, resume_point
+from dreamrun.jobs.frame_state import FRAMES_DIR, ZOOM, fingerprint, frame_path
 from dreamrun.nets.build import class_names
 from dreamrun.outputs.animation import encode_animation, find_ffmpeg, note_no_ffmpeg, save_animation, save_mp4
 from dreamrun.outputs.files import save_json, save_png
-from dreamrun.outputs.images import to_pil, to_tensor
+from dreamrun.outputs.images import to_pil
 from dreamrun.outputs.progress import FrameProgressBar
 from dreamrun.outputs.tensorboard import ZoomTensorBoardLogger, log_encoded_image
 
@@ -76,36 +76,6 @@ def frame_objectives(cfg: DreamConfig) -> list[Objective]:
     return objectives
 
 
-class FrameWriter(Observer):
-    """frames/<k>.png, then zoom_state.json naming it: both atomic, the state only after its frame."""
-
-    def __init__(self, run_dir: Path, config: dict[str, Any]):
-        self.run_dir = run_dir
-        self.config = config
-        self.last_frame: Optional[int] = None
-
-    def on_frame(self, *, frame, image, rng_state):
-        self.last_frame = frame
-        save_png(to_pil(image), frame_path(self.run_dir, frame))
-        save_json({"frame": frame, "rng_state": base64.b64encode(rng_state.numpy().tobytes()).decode(),
-                   "config": self.config}, self.run_dir / STATE_FILE)
-
-
-def resume_point(run_dir: Path, config: dict[str, Any]) -> Optional[tuple[int, torch.Tensor, torch.Tensor]]:
-    """(last saved frame, its image (1, 3, H, W), the RNG state after it), or None if nothing was saved."""
-    state = read_state(run_dir, config)
-    if state is None:
-        return None
-    frame = state["frame"]
-    try:
-        with Image.open(frame_path(run_dir, frame)) as saved:
-            image = to_tensor(saved)
-    except OSError:
-        raise DreamError(f"cannot resume: frame {frame_path(run_dir, frame)} is missing or unreadable") from None
-    rng_state = torch.frombuffer(bytearray(base64.b64decode(state["rng_state"])), dtype=torch.uint8)
-    return frame, image, rng_state
-
-
 class ZoomJob(JobKind):
     """The whole zoom in a run dir: frames/, zoom.gif (or .webp), zoom.mp4 with ffmpeg, dream.png
     (the last frame), input.png, metrics.json and a TensorBoard run."""
@@ -116,25 +86,20 @@ class ZoomJob(JobKind):
     def validate(self):
         validate_zoom(self.cfg)
         self.objectives = frame_objectives(self.cfg)
-        self.fingerprint = fingerprint(self.cfg)
+        self.fingerprint = fingerprint(self.cfg, ZOOM)
 
     def load_input(self):
         cfg = self.cfg
         image = super().load_input()
         check_octaves(*image.shape[-2:], cfg.zoom.octaves, cfg.octave_scale, cfg.model.min_size)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # jitter shifts: CPU, so any device agrees
-        saved = resume_point(self.run_dir, self.fingerprint) if cfg.resume else None
+        saved = resume_point(self.run_dir, self.fingerprint, ZOOM, self.generator) if cfg.resume else None
         self.resumed = saved is not None
         if cfg.resume and saved is None:
-            raise DreamError(f"resume=true, but {self.run_dir} holds no saved zoom frames (no zoom_state.json): "
+            raise DreamError(f"resume=true, but {self.run_dir} holds no saved zoom frames (no {ZOOM.state_file}): "
                              "nothing to resume; drop resume=true to start a new zoom")
         if saved:
-            last, image, rng_state = saved
-            try:
-                self.generator.set_state(rng_state)
-            except RuntimeError:  # only torch can tell a saved state from bytes of the right length
-                raise DreamError(f"cannot resume: {self.run_dir / STATE_FILE} is damaged: rng_state is not "
-                                 "the jitter RNG's saved state") from None
+            last, image = saved
             self.start = last + 1
             log.info("resuming %s after frame %d", self.run_dir, last)
         elif not cfg.resume:
@@ -149,7 +114,7 @@ class ZoomJob(JobKind):
         return dreamer
 
     def observers(self, image, dreamer, writer):
-        self.frame_writer = FrameWriter(self.run_dir, self.fingerprint)
+        self.frame_writer = FrameWriter(self.run_dir, self.fingerprint, ZOOM)
         observers: list[Observer] = [FrameProgressBar(self.progress), self.frame_writer]
         if writer is not None:
             self.board = ZoomTensorBoardLogger(writer, log_every=self.cfg.zoom.log_every,

@@ -1,4 +1,4 @@
-"""Progress bars on stderr: steps of a dream, frames of a zoom; silent when stderr is not a terminal."""
+"""Progress bars on stderr: steps of a dream, frames of a zoom or a video; silent when stderr is not a terminal."""
 import sys
 from typing import Optional
 
@@ -38,18 +38,19 @@ class ProgressBar(Observer):
 class FrameProgressBar(Observer):
     """frame i/N with an ETA on stderr; silent when stderr is not a terminal."""
 
-    def __init__(self, enabled: Optional[bool] = None):
+    def __init__(self, enabled: Optional[bool] = None, description: str = "zoom"):
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.description = description
         self.bar: Optional[tqdm] = None
 
-    def on_zoom_start(self, *, frames, start):
+    def on_frames_start(self, *, frames, start):
         self.bar = tqdm(total=frames, initial=start, unit="frame", disable=not self.enabled,
-                        file=sys.stderr, dynamic_ncols=True, desc="zoom")
+                        file=sys.stderr, dynamic_ncols=True, desc=self.description)
 
     def on_frame(self, *, frame, image, rng_state):
         self.bar.update(1)
 
-    def on_zoom_end(self, *, image):
+    def on_frames_end(self, *, image):
         self.bar.close()
 
     def close(self):

@@ -1,7 +1,9 @@
-"""zoom_state.json: after each frame, its number, the jitter RNG's state and the settings that shape
-the frames. Reading it needs no torch, so a resume can be refused before anything is written."""
+"""The resume state of a job made of frames (a zoom, a video): after each frame, its number, the jitter
+RNG's state and the settings that shape the frames, in zoom_state.json or video_state.json. Reading it
+needs no torch, so a resume can be refused before anything is written."""
 import base64
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -11,26 +13,52 @@ from dreamrun.config.keys import flatten_config
 from dreamrun.errors import DreamError
 
 FRAMES_DIR = "frames"
-STATE_FILE = "zoom_state.json"
 RNG_STATE_BYTES = 5056  # torch.Generator().get_state() on the CPU: mt19937's words and its bookkeeping
-# keys a resumed run may change without changing the frames: how many, how they are shown, how fast
-RESUMABLE = {"resume", "device", "compile", "channels_last", "tile", "log", "mode",
-             "zoom.frames", "zoom.fps", "zoom.animation", "zoom.log_every"}
+# keys any resumed run may change without changing the frames: how they are logged, how fast they are made
+_SPEED_AND_LOGGING = ("resume", "device", "compile", "channels_last", "tile", "log", "mode")
 
 
-def fingerprint(cfg: DictConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FrameKind:
+    """A job kind made of frames: its state file and the keys a resumed run may change."""
+
+    name: str  # "zoom", "video": the mode, and the config group of its own settings
+    may_change: tuple[str, ...]  # besides speed and logging: how many frames, how they are shown
+
+    @property
+    def state_file(self) -> str:
+        return f"{self.name}_state.json"
+
+    @property
+    def resumable(self) -> set[str]:
+        others = {kind.name for kind in KINDS.values()} - {self.name}  # another kind's settings shape nothing here
+        return {*_SPEED_AND_LOGGING, *others, *(f"{self.name}.{key}" for key in self.may_change)}
+
+
+KINDS = {kind.name: kind for kind in (FrameKind("zoom", ("frames", "fps", "animation", "log_every")),
+                                      FrameKind("video", ("max_frames", "log_every")))}
+ZOOM, VIDEO = KINDS["zoom"], KINDS["video"]
+
+
+def frame_kind(cfg: DictConfig) -> Optional[FrameKind]:
+    """The frame kind of cfg's mode, or None for a dream."""
+    mode = cfg.mode
+    return KINDS.get(getattr(mode, "value", mode))
+
+
+def fingerprint(cfg: DictConfig, kind: FrameKind) -> dict[str, Any]:
     """Everything in cfg that shapes the frames: a resumed run must match it."""
-    return flatten_config(cfg, skip=RESUMABLE)
+    return flatten_config(cfg, skip=kind.resumable)
 
 
 def frame_path(run_dir: Path, frame: int) -> Path:
     return run_dir / FRAMES_DIR / f"{frame:06d}.png"
 
 
-def read_state(run_dir: Path, config: dict[str, Any]) -> Optional[dict[str, Any]]:
+def read_state(run_dir: Path, config: dict[str, Any], kind: FrameKind) -> Optional[dict[str, Any]]:
     """The saved state, or None if no frame was saved; refused if it is damaged, if its frame is missing,
     or if its frames were made with other settings."""
-    path = run_dir / STATE_FILE
+    path = run_dir / kind.state_file
     try:
         if path.exists() and not path.is_file():  # a named pipe would make the read wait forever
             raise DreamError(f"cannot resume: {path} is not a regular file")
@@ -50,14 +78,15 @@ def read_state(run_dir: Path, config: dict[str, Any]) -> Optional[dict[str, Any]
     changed = sorted(key for key in config.keys() | state["config"].keys()
                      if config.get(key) != state["config"].get(key))
     if changed:
+        may_change = ", ".join(f"{kind.name}.{key}" for key in kind.may_change)
         raise DreamError(f"cannot resume {run_dir}: its frames were made with other settings of "
-                         f"{', '.join(changed)}; resume with the same ones (only zoom.frames, zoom.fps, "
-                         "zoom.animation, logging and speed settings may change)")
+                         f"{', '.join(changed)}; resume with the same ones (only {may_change}, logging and "
+                         "speed settings may change)")
     return state
 
 
 def _damage(state: Any) -> Optional[str]:
-    """What is wrong with a loaded zoom_state.json, or None if it is what FrameWriter writes."""
+    """What is wrong with a loaded state file, or None if it is what a frame writer writes."""
     if not isinstance(state, dict):
         return f"it holds a JSON {type(state).__name__}, not an object"
     missing = [key for key in ("frame", "rng_state", "config") if key not in state]
