@@ -17,7 +17,7 @@ from hydra.types import RunMode
 
 from dreamrun.config.compose import config_dir, register
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line, raised_by_hydra
-from dreamrun.config.schema import DreamConfig, Mode
+from dreamrun.config.schema import DreamConfig
 from dreamrun.errors import EXIT_SWEEP_FAILED, EXIT_USER_ERROR, DreamError
 from dreamrun.jobs import interrupts
 from dreamrun.sweeps import launch as sweeps
@@ -38,17 +38,15 @@ def _run_job(cfg: DreamConfig) -> None:
     # torch and the jobs load here, not at the top: --help and config errors answer without them
     import torch
 
-    from dreamrun.jobs.dream import DreamJob
+    from dreamrun.jobs.kinds import job_kind
     from dreamrun.jobs.skeleton import run_job
-    from dreamrun.jobs.zoom import ZoomJob
 
     hydra_cfg = HydraConfig.get()
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     if in_sweep:
         cfg.device = sweeps.device_for_job(cfg.device, hydra_cfg.job.num, torch.cuda.device_count())
-    kind = ZoomJob if cfg.mode == Mode.zoom else DreamJob
     try:
-        result = run_job(kind, cfg, Path(hydra_cfg.runtime.output_dir), overrides=hydra_cfg.overrides.task)
+        result = run_job(job_kind(cfg.mode), cfg, Path(hydra_cfg.runtime.output_dir), overrides=hydra_cfg.overrides.task)
     except DreamError as e:
         log.error("dreamrun: error: %s", e)
         if not in_sweep:

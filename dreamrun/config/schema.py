@@ -36,6 +36,7 @@ class InputKind(Enum):
     sample = "sample"
     image = "image"
     noise = "noise"
+    video = "video"  # a video file, frame by frame: mode=video
 
 
 @dataclass
@@ -88,6 +89,7 @@ class LogConfig:
 class Mode(Enum):
     dream = "dream"  # one dream of the input
     zoom = "zoom"  # frames: dream, zoom in, dream again (see ZoomConfig)
+    video = "video"  # a video file dreamed frame by frame, the dream carried along the motion (see VideoConfig)
 
 
 class AnimationFormat(Enum):
@@ -107,6 +109,24 @@ class ZoomConfig:
     # optional schedule: target dictionaries taken in turn, frames_per_target frames each (empty: `target`)
     targets: List[Any] = field(default_factory=list)
     frames_per_target: int = 10
+    log_every: int = 10  # frames between frame images in TensorBoard
+
+
+class FlowMethod(Enum):
+    dis = "dis"  # OpenCV's Dense Inverse Search: fast, sharp at motion edges
+    farneback = "farneback"  # OpenCV's Farneback: smoother, slower
+
+
+@dataclass
+class VideoConfig:
+    max_frames: Optional[int] = None  # dream at most this many frames (after `every`); None: all
+    every: int = 1  # take every n-th frame of the input (dream.mp4 plays at the input's fps / every)
+    steps_per_frame: int = 5  # frame 0 is a normal dream (octaves x steps); each next frame takes these
+    octaves: int = 2  # octaves per frame after the first
+    blend: float = 0.9  # how much of the previous dream a frame starts from (0: independent frames)
+    hold: float = 0.5  # where the previous dream was carried, the part of its new steps a frame holds back
+    flow: bool = True  # carry the previous dream along the optical flow (false: a plain blend in place)
+    flow_method: FlowMethod = FlowMethod.dis
     log_every: int = 10  # frames between frame images in TensorBoard
 
 
@@ -133,7 +153,8 @@ class DreamConfig:
     tile: TileConfig = field(default_factory=TileConfig)
     mode: Mode = Mode.dream
     zoom: ZoomConfig = field(default_factory=ZoomConfig)
-    resume: bool = False  # zoom: continue the run in hydra.run.dir after its last saved frame
+    video: VideoConfig = field(default_factory=VideoConfig)
+    resume: bool = False  # zoom, video: continue the run in hydra.run.dir after its last saved frame
     overwrite: bool = False  # replace the results of an earlier run in the same hydra.run.dir
 
 

@@ -19,7 +19,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dreamrun.config.schema import DreamConfig, InputKind
+from dreamrun.config.schema import DreamConfig, InputKind, Mode
 from dreamrun.core.engine import NonFiniteError
 from dreamrun.core.observers import LastStep, Observer
 from dreamrun.errors import DreamError
@@ -158,6 +158,9 @@ def validate(cfg: DreamConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise DreamError(message)
+    if cfg.input.kind == InputKind.video and cfg.mode != Mode.video:
+        raise DreamError(f"input=video is dreamed frame by frame with mode=video, not mode={cfg.mode.value}: "
+                         "add mode=video")
     if cfg.input.kind == InputKind.noise and cfg.input.size is None:
         raise DreamError("input=noise needs input.size (the side of the noise image in px)")
 

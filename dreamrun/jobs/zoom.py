@@ -33,7 +33,7 @@ from dreamrun.outputs.animation import encode_animation, find_ffmpeg, note_no_ff
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil
 from dreamrun.outputs.progress import FrameProgressBar
-from dreamrun.outputs.tensorboard import ZoomTensorBoardLogger, log_encoded_image
+from dreamrun.outputs.tensorboard import FramesTensorBoardLogger, log_encoded_image
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class ZoomJob(JobKind):
     (the last frame), input.png, metrics.json and a TensorBoard run."""
 
     start = 0  # the first frame this run makes: > 0 when resumed
-    board: Optional[ZoomTensorBoardLogger] = None
+    board: Optional[FramesTensorBoardLogger] = None
 
     def validate(self):
         validate_zoom(self.cfg)
@@ -117,7 +117,7 @@ class ZoomJob(JobKind):
         self.frame_writer = FrameWriter(self.run_dir, self.fingerprint, ZOOM)
         observers: list[Observer] = [FrameProgressBar(self.progress), self.frame_writer]
         if writer is not None:
-            self.board = ZoomTensorBoardLogger(writer, log_every=self.cfg.zoom.log_every,
+            self.board = FramesTensorBoardLogger(writer, "zoom", log_every=self.cfg.zoom.log_every,
                                                image_max_side=self.cfg.log.image_max_side)
             observers.append(self.board)
         return observers
@@ -150,7 +150,7 @@ class ZoomJob(JobKind):
                      "resume=true hydra.run.dir=%s", self.frame_writer.last_frame, self.run_dir)
 
 
-def _write_outputs(cfg: DreamConfig, run_dir: Path, board: Optional[ZoomTensorBoardLogger]) -> JobResult:
+def _write_outputs(cfg: DreamConfig, run_dir: Path, board: Optional[FramesTensorBoardLogger]) -> JobResult:
     """The animation, the MP4 where ffmpeg is, and dream.png (the last frame) from the frame files."""
     frames = [frame_path(run_dir, k) for k in range(cfg.zoom.frames)]
     animation = run_dir / f"zoom.{cfg.zoom.animation.value}"

@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 from PIL import Image
 
@@ -33,7 +33,12 @@ def _frames(paths: Sequence[Path], max_side: Optional[int]) -> Iterator[Image.Im
 def encode_animation(paths: Sequence[Path], fps: float, format: str = "GIF",
                      max_side: Optional[int] = None) -> bytes:
     """An endlessly looping animation of the frame files, in Pillow's `format` (GIF or WEBP)."""
-    frames = _frames(paths, max_side)
+    return encode_images(_frames(paths, max_side), fps, format)
+
+
+def encode_images(images: Iterable[Image.Image], fps: float, format: str = "GIF") -> bytes:
+    """An endlessly looping animation of RGB images, in Pillow's `format` (GIF or WEBP)."""
+    frames = iter(images)
     first = next(frames)
     buffer = io.BytesIO()
     first.save(buffer, format=format, save_all=True, append_images=frames, loop=0,

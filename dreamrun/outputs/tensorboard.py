@@ -151,12 +151,15 @@ def log_encoded_image(writer: SummaryWriter, tag: str, data: bytes, size: tuple[
     writer._get_file_writer().add_summary(summary, step)
 
 
-class ZoomTensorBoardLogger(Observer):
-    """A zoom dream's TensorBoard run: per frame the loss and each target's activation at the
-    frame's last step, and every log_every frames the frame itself."""
+class FramesTensorBoardLogger(Observer):
+    """A zoom's or a video's TensorBoard run: per frame the loss and each target's activation at the
+    frame's last step (a video's also its optical flow), and every log_every frames the frame itself.
+    Tags start with the kind: zoom/loss, video/flow, video/frame."""
 
-    def __init__(self, writer: SummaryWriter, *, log_every: int = 10, image_max_side: Optional[int] = None):
+    def __init__(self, writer: SummaryWriter, kind: str, *, log_every: int = 10,
+                 image_max_side: Optional[int] = None):
         self.writer = writer
+        self.kind = kind
         self.log_every = log_every
         self.image_max_side = image_max_side
         self.last_values: Mapping[str, torch.Tensor] = {}
@@ -164,12 +167,16 @@ class ZoomTensorBoardLogger(Observer):
     def on_step(self, *, octave, step, global_step, values, image, shift):
         self.last_values = values
 
+    def on_flow(self, *, frame, magnitude, occluded):
+        self.writer.add_scalar(f"{self.kind}/flow_px", magnitude, frame)
+        self.writer.add_scalar(f"{self.kind}/occluded", occluded, frame)
+
     def on_frame(self, *, frame, image, rng_state):
         for name, value in self.last_values.items():
             if name == "loss" or name.startswith("act/"):
-                self.writer.add_scalar("zoom/loss" if name == "loss" else name, value.item(), frame)
+                self.writer.add_scalar(f"{self.kind}/loss" if name == "loss" else name, value.item(), frame)
         if self.log_every and frame % self.log_every == 0:
-            log_image(self.writer, "zoom/frame", shrink(image, self.image_max_side), frame)
+            log_image(self.writer, f"{self.kind}/frame", shrink(image, self.image_max_side), frame)
 
     def close(self) -> None:
         self.writer.close()

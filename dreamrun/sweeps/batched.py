@@ -16,7 +16,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
 from omegaconf import open_dict
 
-from dreamrun.config.schema import Mode
 from dreamrun.sweeps.batching import Job, dream_together, group_key, run_one
 
 log = logging.getLogger(__name__)
@@ -108,10 +107,9 @@ def _dream(jobs: list[Job], config: Any, exact: bool) -> None:
 
 
 def _kind(job: Job) -> type:
-    from dreamrun.jobs.dream import DreamJob
-    from dreamrun.jobs.zoom import ZoomJob
+    from dreamrun.jobs.kinds import job_kind
 
-    return ZoomJob if job.cfg.mode == Mode.zoom else DreamJob
+    return job_kind(job.cfg.mode)
 
 
 def _job_logs(config: Any) -> JobLogs:

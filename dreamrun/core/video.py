@@ -1,0 +1,98 @@
+"""Video dreams: each frame of a video dreamed, starting from the previous dream carried along the motion.
+
+Pure like the engine: frames (tensors) and plain parameters in, dreamed frames reported to observers
+(`on_frames_start`, `on_flow`, `on_frame`, `on_frames_end`) beside the engine's own per-step hooks.
+"""
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+import torch
+
+from dreamrun.core.engine import ObjectiveFn, dream
+from dreamrun.core.flow import blend_only, carry
+from dreamrun.core.gradient_filters import GradientFilter
+from dreamrun.core.observers import Observer
+from dreamrun.core.zoom import quantize
+
+
+@dataclass
+class Pyramid:
+    """How long one frame is dreamed: octaves x steps."""
+
+    octaves: int
+    steps: int
+
+
+def frame_start(previous_dream: Optional[torch.Tensor], previous_frame: Optional[torch.Tensor],
+                frame: torch.Tensor, *, blend: float,
+                flow: Optional[str]) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[dict]]:
+    """Where a frame's dream starts, where the previous dream was carried into it ((1, 1, H, W) in
+    {0, 1}, None: nowhere) and the flow's figures (None without flow). The frame itself for the first
+    frame or blend 0; else the previous dream blended in, moved along the flow unless flow is None."""
+    if previous_dream is None or blend == 0:
+        return frame, None, None
+    if flow is None:
+        return blend_only(previous_dream, frame, blend), torch.ones_like(frame[:, :1]), None
+    return carry(previous_dream, previous_frame, frame, blend, flow)
+
+
+def hold_carried(start: torch.Tensor, dreamed: torch.Tensor, carried: Optional[torch.Tensor],
+                 hold: float) -> torch.Tensor:
+    """The dream with its new steps scaled by 1 - hold where the previous dream was carried: there
+    the picture already holds its dream, and each frame's steps point a little elsewhere (a network
+    is not shift-equivariant, so the same content moved dreams differently); pixels that came into
+    view take the whole of their steps."""
+    if carried is None or hold == 0:
+        return dreamed
+    return start + (1 - hold * carried) * (dreamed - start)
+
+
+def video_dream(
+    frames: Iterable[torch.Tensor],
+    objective: ObjectiveFn,
+    *,
+    first: Pyramid,
+    each: Pyramid,
+    blend: float,
+    hold: float,
+    flow: Optional[str],
+    octave_scale: float,
+    step_size: float,
+    max_shift: int,
+    generator: torch.Generator,
+    start: int = 0,
+    previous: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+    total: Optional[int] = None,
+    tile_size: Optional[int] = None,
+    gradient_filter: Optional[GradientFilter] = None,
+    observers: Sequence[Observer] = (),
+) -> Optional[torch.Tensor]:
+    """Dream frames start, start+1, … of a video; returns the last dream (None if there was no frame).
+
+    frames: the video's frames from frame `start` on, each (1, 3, H, W) in [0, 1] on the dream's device.
+    previous: (frame start-1, its dream) when resuming. Frame 0 is a normal dream (`first`); every
+    next frame is dreamed for `each` from frame_start, its steps held back by `hold` where the previous
+    dream was carried (hold_carried). flow: an OpenCV flow method (dis, farneback) or
+    None for the plain blend. total: how many frames there will be, for the observers (None: unknown).
+    """
+    previous_frame, previous_dream = previous if previous else (None, None)
+    for obs in observers:
+        obs.on_frames_start(frames=total, start=start)
+    index = start
+    for index, frame in enumerate(frames, start=start):
+        image, carried, figures = frame_start(previous_dream, previous_frame, frame, blend=blend, flow=flow)
+        if figures is not None:
+            for obs in observers:
+                obs.on_flow(frame=index, magnitude=figures["magnitude"], occluded=figures["occluded"])
+        pyramid = first if index == 0 else each
+        dreamed = dream(image, objective, octaves=pyramid.octaves, octave_scale=octave_scale, steps=pyramid.steps,
+                        step_size=step_size, max_shift=max_shift, generator=generator, tile_size=tile_size,
+                        gradient_filter=gradient_filter, observers=observers)
+        # quantized as its PNG holds it: a resumed video goes on from exactly these pixels
+        dreamed = quantize(hold_carried(image, dreamed, carried, hold))
+        for obs in observers:
+            obs.on_frame(frame=index, image=dreamed, rng_state=generator.get_state())
+        previous_frame, previous_dream = frame, dreamed
+    for obs in observers:
+        obs.on_frames_end(image=previous_dream)
+    return previous_dream

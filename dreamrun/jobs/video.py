@@ -1,0 +1,190 @@
+"""A video dreamed frame by frame, each frame starting from the previous dream carried along the
+optical flow, so the dream moves with the picture instead of flickering.
+
+    python -m dreamrun mode=video input=video input.path=clip.mp4 model=efficientnet_lite0
+    python -m dreamrun mode=video ... resume=true hydra.run.dir=<the run dir it printed>
+
+Files: frames/<k>.png, dream.mp4 (at the input's fps / video.every), preview.gif (input and dream side
+by side), dream.png (the last frame), input.png (the first), metrics.json and a TensorBoard run. After
+every frame its PNG and video_state.json are written atomically, so a killed run resumes after its
+last saved frame and makes exactly the frames an uninterrupted run would have made.
+"""
+import itertools
+import logging
+import math
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+from PIL import Image
+
+from dreamrun.config.schema import DreamConfig, InputKind
+from dreamrun.core.observers import Observer
+from dreamrun.core.octaves import check_octaves
+from dreamrun.core.video import Pyramid, video_dream
+from dreamrun.errors import DreamError
+from dreamrun.jobs.dreamer import build_dreamer, compile_target, configured_gradient_filter, describe, setup_device
+from dreamrun.jobs.frame_files import FrameWriter, resume_point
+from dreamrun.jobs.frame_state import VIDEO, fingerprint, frame_path
+from dreamrun.jobs.record import OUTPUT_FILES
+from dreamrun.jobs.skeleton import JobKind, JobResult
+from dreamrun.outputs.animation import encode_images
+from dreamrun.outputs.files import save_bytes, save_json, save_png
+from dreamrun.outputs.images import to_pil
+from dreamrun.outputs.progress import FrameProgressBar
+from dreamrun.outputs.tensorboard import FramesTensorBoardLogger, log_encoded_image
+from dreamrun.outputs.video_files import (VideoInfo, frames_expected, probe, read_frames, require_video_libraries,
+                                          save_mp4)
+
+log = logging.getLogger(__name__)
+
+PREVIEW_SIDE = 256  # px: each half of preview.gif; the full-size dream is dream.mp4 and frames/
+PREVIEW_FRAMES = 120  # preview.gif shows the start of a long video
+
+
+def validate_video(cfg: DreamConfig) -> None:
+    video = cfg.video
+    checks = [
+        (cfg.input.kind == InputKind.video, "mode=video dreams a video file: add input=video input.path=clip.mp4"),
+        (video.max_frames is None or video.max_frames >= 1,
+         f"video.max_frames must be at least 1 (or null: every frame), got {video.max_frames}"),
+        (video.every >= 1, f"video.every must be at least 1 (1: every frame), got {video.every}"),
+        (video.steps_per_frame >= 0, f"video.steps_per_frame must be 0 or more, got {video.steps_per_frame}"),
+        (video.octaves >= 1, f"video.octaves must be at least 1, got {video.octaves}"),
+        (math.isfinite(video.blend) and 0 <= video.blend <= 1,
+         f"video.blend is the part of the previous dream a frame starts from: 0 to 1, got {video.blend}"),
+        (math.isfinite(video.hold) and 0 <= video.hold <= 1,
+         f"video.hold is the part of a carried pixel's new steps held back: 0 to 1, got {video.hold}"),
+        (video.log_every >= 0, f"video.log_every must be 0 (off) or a frame count, got {video.log_every}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise DreamError(message)
+
+
+class VideoJob(JobKind):
+    start = 0  # the first frame this run makes: > 0 when resumed
+    resumed_image: Optional[torch.Tensor] = None  # the dream of frame start-1
+    board: Optional[FramesTensorBoardLogger] = None
+    frame_writer: Optional[FrameWriter] = None
+    info: VideoInfo
+
+    def validate(self):
+        validate_video(self.cfg)
+        require_video_libraries()
+        self.fingerprint = fingerprint(self.cfg, VIDEO)
+
+    def load_input(self):
+        cfg = self.cfg
+        self.info = probe(cfg.input.path)
+        image = next(self.decode())
+        height, width = image.shape[-2:]
+        for octaves in {cfg.octaves, cfg.video.octaves}:
+            check_octaves(height, width, octaves, cfg.octave_scale, cfg.model.min_size)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # jitter shifts: CPU, so any device agrees
+        if cfg.resume:
+            saved = resume_point(self.run_dir, self.fingerprint, VIDEO, self.generator)
+            if saved is None:
+                raise DreamError(f"resume=true, but {self.run_dir} holds no saved video frames (no "
+                                 f"{VIDEO.state_file}): nothing to resume; drop resume=true to start a new video")
+            last, self.resumed_image = saved
+            self.start = last + 1
+            log.info("resuming %s after frame %d", self.run_dir, last)
+        else:
+            save_png(to_pil(image), self.run_dir / OUTPUT_FILES["input"])
+        return image
+
+    def decode(self) -> Iterator[torch.Tensor]:
+        cfg = self.cfg
+        return read_frames(cfg.input.path, size=cfg.input.size, every=cfg.video.every,
+                           max_frames=cfg.video.max_frames)
+
+    def build(self, image):
+        return build_dreamer(self.cfg, compile_target(self.cfg), setup_device(self.cfg))
+
+    def observers(self, image, dreamer, writer):
+        self.frame_writer = FrameWriter(self.run_dir, self.fingerprint, VIDEO)
+        observers: list[Observer] = [FrameProgressBar(self.progress, "video"), self.frame_writer]
+        if writer is not None:
+            self.board = FramesTensorBoardLogger(writer, "video", log_every=self.cfg.video.log_every,
+                                                 image_max_side=self.cfg.log.image_max_side)
+            observers.append(self.board)
+        return observers
+
+    def run(self, image, dreamer, observers):
+        cfg, video = self.cfg, self.cfg.video
+        self.frames = 0  # how many frames the video has (after video.every and max_frames), counted as decoded
+        previous: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+
+        def frames_to_dream() -> Iterator[torch.Tensor]:
+            nonlocal previous
+            for index, frame in enumerate(self.decode()):
+                self.frames = index + 1
+                if index == self.start - 1:
+                    previous = (frame.to(dreamer.device), self.resumed_image.to(dreamer.device))
+                if index >= self.start:
+                    yield frame.to(dreamer.device)
+
+        frames = frames_to_dream()
+        first = next(frames, None)  # decodes up to the resume point, so `previous` is known
+        clock = time.perf_counter()
+        if first is not None:
+            video_dream(itertools.chain([first], frames), dreamer,
+                        first=Pyramid(cfg.octaves, cfg.steps), each=Pyramid(video.octaves, video.steps_per_frame),
+                        blend=video.blend, hold=video.hold, flow=video.flow_method.value if video.flow else None,
+                        octave_scale=cfg.octave_scale, step_size=cfg.step_size, max_shift=cfg.jitter.max_shift,
+                        generator=self.generator, start=self.start, previous=previous,
+                        total=frames_expected(self.info, video.every, video.max_frames),
+                        tile_size=dreamer.tile_size, gradient_filter=configured_gradient_filter(cfg),
+                        observers=observers)
+        seconds = time.perf_counter() - clock
+        made = max(0, self.frames - self.start)
+        fps = self.info.fps / video.every
+        result = self._write_outputs(fps)
+        result.metrics.update({"resumed_at": self.start if cfg.resume else None, "frames_made": made,
+                               "seconds": round(seconds, 3),
+                               "seconds_per_frame": round(seconds / made, 3) if made else None,
+                               **describe(cfg, dreamer)})
+        save_json(result.metrics, self.run_dir / OUTPUT_FILES["metrics"])
+        log.info("%d frames (%d made now) in %.1f s: %s", self.frames, made, seconds, result.output)
+        return result
+
+    def _write_outputs(self, fps: Fraction) -> JobResult:
+        """dream.mp4, dream.png (the last frame) and preview.gif from the frame files."""
+        cfg = self.cfg
+        frames = [frame_path(self.run_dir, k) for k in range(self.frames)]
+        output = self.run_dir / OUTPUT_FILES["dream_video"]
+        save_mp4(frames, output, fps)
+        with Image.open(frames[-1]) as last:
+            save_png(last.convert("RGB"), self.run_dir / OUTPUT_FILES["dream"])
+            size = list(last.size)
+        preview = encode_images(_side_by_side(self.decode(), frames[:PREVIEW_FRAMES]), float(fps))
+        save_bytes(preview, self.run_dir / OUTPUT_FILES["preview"])
+        if self.board:
+            with Image.open(self.run_dir / OUTPUT_FILES["preview"]) as gif:
+                log_encoded_image(self.board.writer, "video/preview", preview, gif.size, self.frames - 1)
+        metrics = {"mode": "video", "frames": self.frames, "size": size, "fps": float(fps),
+                   "video": output.name, "preview": OUTPUT_FILES["preview"], "input_codec": self.info.codec,
+                   "blend": cfg.video.blend, "hold": cfg.video.hold, "flow": cfg.video.flow_method.value if cfg.video.flow else None}
+        return JobResult(output, metrics)
+
+    def interrupted(self, image, last):
+        if self.frame_writer is not None and self.frame_writer.last_frame is not None:
+            log.info("interrupted: frames up to %d are saved; continue with the same command plus "
+                     "resume=true hydra.run.dir=%s", self.frame_writer.last_frame, self.run_dir)
+
+
+def _side_by_side(inputs: Iterator[torch.Tensor], dreams: list[Path]) -> Iterator[Image.Image]:
+    """Each input frame beside its dream, each shrunk to PREVIEW_SIDE."""
+    for frame, dream_path in zip(inputs, dreams):
+        before = to_pil(frame)
+        with Image.open(dream_path) as dream:
+            after = dream.convert("RGB")
+        for picture in (before, after):
+            picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.LANCZOS)
+        pair = Image.new("RGB", (before.width + after.width, max(before.height, after.height)))
+        pair.paste(before, (0, 0))
+        pair.paste(after, (before.width, 0))
+        yield pair
