@@ -78,7 +78,7 @@ def run_video(clip: Path, run_dir: Path, *overrides: str) -> list[np.ndarray]:
 def modes(blend: float, hold: float) -> dict[str, list[str]]:
     """The coherent video, the plain blend and independent frames at the same settings."""
     same = [f"video.blend={blend}", f"video.hold={hold}"]
-    return {"flow": same, "blend": [*same, "video.flow=false"], "independent": ["video.blend=0"]}
+    return {"flow": same, "plain_blend": [*same, "video.flow=false"], "independent": ["video.blend=0"]}
 
 
 def strength(dreams: list[np.ndarray], inputs: list[np.ndarray]) -> float:
@@ -126,14 +126,15 @@ def main() -> None:
         for blend in args.blends:
             for hold in args.holds:
                 run = measure(clip, work, blend, hold, settings)
-                flow, plain, alone = run["flow"], run["blend"], run["independent"]
-                run.update(blend=blend, hold=hold, flow_vs_independent=flow["change"] / alone["change"],
-                           flow_vs_blend=flow["change"] / plain["change"])
+                flow, plain, alone = run["flow"], run["plain_blend"], run["independent"]
+                run.update({"video.blend": blend, "video.hold": hold,
+                            "flow_vs_independent": flow["change"] / alone["change"],
+                            "flow_vs_plain_blend": flow["change"] / plain["change"]})
                 figures["runs"].append(run)
                 print(f"blend {blend} hold {hold}: flow {flow['change']:.2f} ({flow['strength']:.1f}), "
                       f"plain blend {plain['change']:.2f} ({plain['strength']:.1f}), "
                       f"independent {alone['change']:.2f} ({alone['strength']:.1f}); "
-                      f"flow/independent {run['flow_vs_independent']:.2f}, flow/blend {run['flow_vs_blend']:.2f}",
+                      f"flow/independent {run['flow_vs_independent']:.2f}, flow/plain blend {run['flow_vs_plain_blend']:.2f}",
                       flush=True)
         figures["seconds"] = round(time.perf_counter() - start, 1)
     if args.json:

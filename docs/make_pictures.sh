@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Remake the README's dream pictures with dreamrun itself, offline (EfficientNet-Lite0 from PyPI):
-# the sample-photo dream, the zoom GIF and the sweep summary; then the TensorBoard screenshots
+# the sample-photo dream, the zoom GIF, the video GIF and the sweep summary; then the TensorBoard screenshots
 # (make_screenshots.sh, which needs headless Chromium). Run from the repo root with dreamrun installed.
 set -euo pipefail
 runs=$(mktemp -d)
@@ -12,6 +12,13 @@ python -m dreamrun model=efficientnet_lite0 target=block_12 octaves=3 log=none h
 python -m dreamrun mode=zoom model=efficientnet_lite0 input=noise input.size=192 zoom.frames=72 \
     zoom.steps_per_frame=8 zoom.factor=0.03 zoom.rotation=0.5 step_size=0.02 \
     '~target.block_12' '+target.block_10=[5,17,40]' log=none hydra.run.dir="$runs/zoom"
+
+# the video of the README's "Video dreams" section: a pan over the sample photo, dreamed; its preview.gif
+python -c "import sys; from pathlib import Path; sys.path.insert(0, '.')
+from benchmarks.video_flicker import panning_clip
+panning_clip(Path('$runs/pan.mp4'), frames=24, width=224, height=160, fps=12)"
+python -m dreamrun mode=video model=efficientnet_lite0 input=video input.path="$runs/pan.mp4" input.size=null \
+    log=none hydra.run.dir="$runs/video"
 
 # the sweep of the README's "Sweeps" section
 python -m dreamrun -m model=efficientnet_lite0 target=block_6,block_10,block_14 octaves=2,3 input.size=256 \
@@ -36,6 +43,12 @@ with Image.open(runs / "zoom/zoom.gif") as gif:
               for i, frame in enumerate(ImageSequence.Iterator(gif)) if i % 2 == 0]
 frames[0].save("docs/zoom_lite0_block_10.gif", save_all=True, append_images=frames[1:],
                duration=2 * duration, loop=0, optimize=True)
+
+with Image.open(runs / "video/preview.gif") as gif:  # dreamrun's own preview, optimised
+    duration = gif.info.get("duration", 83)
+    frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(gif)]
+frames[0].save("docs/video_lite0_pan.gif", save_all=True, append_images=frames[1:], duration=duration, loop=0,
+               optimize=True)
 
 Image.open(runs / "sweep/summary.png").convert("RGB").save("docs/sweep_summary.jpg", quality=85)
 EOF

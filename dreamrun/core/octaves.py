@@ -22,19 +22,21 @@ def max_octaves(height: int, width: int, scale: float, min_size: int) -> int:
     return 1 + math.floor(math.log(min(height, width) / min_size) / math.log(scale) + 1e-9)
 
 
-def check_octaves(height: int, width: int, octaves: int, scale: float, min_size: int) -> None:
+def check_octaves(height: int, width: int, octaves: int, scale: float, min_size: int, *,
+                  what: str = "the image is", key: str = "octaves") -> None:
+    """Refuse an image too small for the network, or too many octaves for it (named by key)."""
     fits = max_octaves(height, width, scale, min_size)
     if fits == 0:
         raise DreamError(
-            f"the image is {width}x{height} px but the network needs at least {min_size} px a side: "
+            f"{what} {width}x{height} px but the network needs at least {min_size} px a side: "
             f"use a larger input.size"
         )
     smallest = min(octave_sizes(height, width, octaves, scale)[0])
     if smallest < min_size:
         raise DreamError(
-            f"octaves={octaves} is too many for a {width}x{height} image at octave_scale={scale}: "
+            f"{key}={octaves} is too many for a {width}x{height} image at octave_scale={scale}: "
             f"the smallest octave would be {smallest} px, below the network's {min_size} px. "
-            f"The largest count that fits is octaves={fits}"
+            f"The largest count that fits is {key}={fits}"
         )
 
 

@@ -81,8 +81,9 @@ class VideoJob(JobKind):
         self.info = probe(cfg.input.path)
         image = next(self.decode())
         height, width = image.shape[-2:]
-        for octaves in {cfg.octaves, cfg.video.octaves}:
-            check_octaves(height, width, octaves, cfg.octave_scale, cfg.model.min_size)
+        for key, octaves in (("octaves", cfg.octaves), ("video.octaves", cfg.video.octaves)):
+            check_octaves(height, width, octaves, cfg.octave_scale, cfg.model.min_size,
+                          what="the video's frames are too small:", key=key)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # jitter shifts: CPU, so any device agrees
         if cfg.resume:
             saved = resume_point(self.run_dir, self.fingerprint, VIDEO, self.generator)

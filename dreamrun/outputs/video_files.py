@@ -44,6 +44,8 @@ def _open(path: Path):
 
     try:
         container = av.open(str(path))
+    except av.error.EOFError:  # a container with streams but not one packet
+        raise DreamError(f"{path} holds no video frames to dream on") from None
     except av.error.FFmpegError as e:
         raise DreamError(f"{path} is not a video FFmpeg can read ({_reason(e)})") from None
     if not container.streams.video:
