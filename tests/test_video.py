@@ -88,6 +88,60 @@ def test_frames_decode_as_written(clip, tmp_path):
         assert int(np.argmin(errors)) == k and errors[k] < 0.5 * min(errors[:k] + errors[k + 1:]), errors
 
 
+def test_dream_mp4_keeps_the_sound_for_as_long_as_the_frames_last(tmp_path):
+    source = tmp_path / "with_sound.mp4"  # 2 s: 20 frames at 10 fps and a 440 Hz tone
+    with av.open(str(source), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("aac", rate=44100)
+        for k in range(20):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * k, np.uint8))))
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * 44100) / 44100)).astype(np.float32)[None]
+        for start in range(0, tone.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start:start + 1024]), format="flt",
+                                               layout="mono")
+            frame.sample_rate, frame.pts = 44100, start
+            container.mux(audio.encode(frame))
+        container.mux(video.encode())
+        container.mux(audio.encode())
+    paths = []
+    for k in range(5):  # 5 dreamed frames at 5 fps (every 2nd frame): the first second
+        Image.new("RGB", (64, 48), (k * 40, 0, 0)).save(tmp_path / f"{k}.png")
+        paths.append(tmp_path / f"{k}.png")
+    save_mp4(paths, tmp_path / "dream.mp4", Fraction(5), audio_from=source)
+    with av.open(str(tmp_path / "dream.mp4")) as container:
+        assert [stream.type for stream in container.streams] == ["video", "audio"]
+        sound = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(sound))
+        assert sound.codec_context.name == "aac" and sound.rate == 44100
+    assert 44100 <= samples <= 44100 + 2 * 1024  # one second, to the AAC frame
+    save_mp4(paths, tmp_path / "silent.mp4", Fraction(5), audio_from=paths[0])  # no audio there: none here
+    with av.open(str(tmp_path / "silent.mp4")) as container:
+        assert [stream.type for stream in container.streams] == ["video"]
+
+
+def test_a_sideways_phone_video_is_turned_as_ffmpeg_turns_it(tmp_path):
+    """A clip whose track matrix says "turn 90 degrees" (as a phone's portrait video does), decoded by
+    dreamrun and by the ffmpeg binary with its default autorotate: the same upright pixels."""
+    import struct
+
+    import imageio_ffmpeg
+
+    clip = tmp_path / "flat.mp4"
+    panning_clip(clip, frames=2, width=64, height=32)
+    data = clip.read_bytes()
+    identity = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    quarter_turn = struct.pack(">9I", 0, 0x10000, 0, 0xFFFF0000, 0, 0, 0, 0, 0x40000000)
+    track = data.rindex(identity)  # the track header's matrix (the movie header's comes first)
+    turned = tmp_path / "portrait.mp4"
+    turned.write_bytes(data[:track] + quarter_turn + data[track + len(identity):])
+    raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(turned), "-frames:v", "1",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    ours = input_frames(turned)[0]
+    assert ours.shape == (64, 32, 3)  # upright: taller than wide
+    assert np.array_equal(np.frombuffer(raw, np.uint8).reshape(ours.shape), ours)
+
+
 def test_a_video_run_leaves_every_file(clip, tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli(*VIDEO, f"input.path={clip}", "video.max_frames=6", "video.log_every=2",

@@ -4,7 +4,7 @@ optical flow, so the dream moves with the picture instead of flickering.
     python -m dreamrun mode=video input=video input.path=clip.mp4 model=efficientnet_lite0
     python -m dreamrun mode=video ... resume=true hydra.run.dir=<the run dir it printed>
 
-Files: frames/<k>.png, dream.mp4 (at the input's fps / video.every), preview.gif (input and dream side
+Files: frames/<k>.png, dream.mp4 (at the input's fps / video.every, with its sound), preview.gif (input and dream side
 by side), dream.png (the last frame), input.png (the first), metrics.json and a TensorBoard run. After
 every frame its PNG and video_state.json are written atomically, so a killed run resumes after its
 last saved frame and makes exactly the frames an uninterrupted run would have made.
@@ -157,7 +157,7 @@ class VideoJob(JobKind):
         cfg = self.cfg
         frames = [frame_path(self.run_dir, k) for k in range(self.frames)]
         output = self.run_dir / OUTPUT_FILES["dream_video"]
-        save_mp4(frames, output, fps)
+        save_mp4(frames, output, fps, audio_from=Path(cfg.input.path).expanduser())
         with Image.open(frames[-1]) as last:
             save_png(last.convert("RGB"), self.run_dir / OUTPUT_FILES["dream"])
             size = list(last.size)

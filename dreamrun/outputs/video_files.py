@@ -4,7 +4,9 @@
 Every way a file can fail to be a video (not one, no video stream, no frames, a codec FFmpeg cannot
 decode) is a DreamError naming the file.
 """
+import logging
 import math
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +18,8 @@ from PIL import Image
 from dreamrun.errors import DreamError
 from dreamrun.outputs.files import atomic_path
 from dreamrun.outputs.images import input_file, resize_long_side, to_tensor
+
+log = logging.getLogger(__name__)
 
 NO_PYAV = "mode=video needs PyAV and OpenCV: pip install 'dreamrun[video]'"
 FALLBACK_FPS = Fraction(25)  # a stream that states no frame rate (rare: raw streams)
@@ -96,7 +100,7 @@ def read_frames(path: str | Path, *, size: Optional[int], every: int = 1,
                 if index % every:
                     continue
                 taken += 1
-                yield to_tensor(resize_long_side(frame.to_image(), size))
+                yield to_tensor(resize_long_side(upright(frame), size))
         except av.error.FFmpegError as e:
             raise DreamError(f"cannot decode {path} ({stream.codec_context.name}) after {taken} frames: "
                              f"{_reason(e)}") from None
@@ -104,26 +108,60 @@ def read_frames(path: str | Path, *, size: Optional[int], every: int = 1,
         raise DreamError(f"{path} holds no video frames to dream on")
 
 
-def save_mp4(paths: Sequence[Path], path: Path, fps: Fraction | float) -> None:
-    """H.264 MP4 of the frame files (yuv420p so browsers play it; sides cut to even for it)."""
+# counter-clockwise quarter turns, as Pillow names them
+_TURNS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
+def upright(frame) -> Image.Image:
+    """A decoded frame as players show it: turned as the container's display matrix says (a phone's
+    portrait video is stored sideways), the way ffmpeg's autorotate turns it."""
+    image = frame.to_image()
+    turn = round(getattr(frame, "rotation", 0) or 0) % 360
+    return image.transpose(_TURNS[turn]) if turn in _TURNS else image
+
+
+def save_mp4(paths: Sequence[Path], path: Path, fps: Fraction | float, audio_from: Optional[Path] = None) -> None:
+    """H.264 MP4 of the frame files (yuv420p so browsers play it; sides cut to even for it), with the
+    first audio track of audio_from, as AAC, for as long as the frames last. Audio that cannot be
+    decoded is left out with a warning: the dream is what matters."""
+    import av
+
+    if audio_from is not None:
+        try:
+            _write_mp4(paths, path, fps, audio_from)
+            return
+        except av.error.FFmpegError as e:
+            log.warning("dream.mp4 without sound: cannot carry over the audio of %s (%s)", audio_from, _reason(e))
+    _write_mp4(paths, path, fps, None)
+
+
+def _write_mp4(paths: Sequence[Path], path: Path, fps: Fraction | float, audio_from: Optional[Path]) -> None:
     import av
 
     rate = Fraction(fps).limit_denominator(100000)
-    with atomic_path(path, suffix=".mp4") as tmp:
-        with av.open(str(tmp), "w", format="mp4") as container:
-            stream = None
-            for frame_path in paths:
-                with Image.open(frame_path) as image:
-                    image = image.convert("RGB")
-                if stream is None:
-                    stream = container.add_stream("libx264", rate=rate)
-                    stream.width, stream.height = (side - side % 2 for side in image.size)
-                    stream.pix_fmt = "yuv420p"
-                    stream.options = {"crf": "18"}
-                image = image.crop((0, 0, stream.width, stream.height))
-                container.mux(stream.encode(av.VideoFrame.from_image(image)))
-            if stream is not None:
-                container.mux(stream.encode())  # flush the encoder's delayed frames
+    with Image.open(paths[0]) as first:
+        width, height = (side - side % 2 for side in first.size)
+    with atomic_path(path, suffix=".mp4") as tmp, av.open(str(tmp), "w", format="mp4") as container, \
+            ExitStack() as sources:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "18"}
+        source = sources.enter_context(av.open(str(audio_from))) if audio_from else None
+        sound = source.streams.audio[0] if source and source.streams.audio else None
+        audio = container.add_stream("aac", rate=sound.rate) if sound else None  # streams first, then packets
+        for frame_path in paths:
+            with Image.open(frame_path) as image:
+                image = image.convert("RGB").crop((0, 0, width, height))
+            container.mux(stream.encode(av.VideoFrame.from_image(image)))
+        container.mux(stream.encode())  # flush the encoder's delayed frames
+        if sound:
+            seconds = len(paths) / rate
+            for frame in source.decode(sound):
+                if frame.time is not None and frame.time >= seconds:
+                    break
+                frame.pts = None  # the encoder counts samples itself
+                container.mux(audio.encode(frame))
+            container.mux(audio.encode())
 
 
 def frames_expected(info: VideoInfo, every: int, max_frames: Optional[int]) -> Optional[int]:
