@@ -134,7 +134,8 @@ def main() -> None:
                 print(f"blend {blend} hold {hold}: flow {flow['change']:.2f} ({flow['strength']:.1f}), "
                       f"plain blend {plain['change']:.2f} ({plain['strength']:.1f}), "
                       f"independent {alone['change']:.2f} ({alone['strength']:.1f}); "
-                      f"flow/independent {run['flow_vs_independent']:.2f}, flow/plain blend {run['flow_vs_plain_blend']:.2f}",
+                      f"flow/independent {run['flow_vs_independent']:.2f}, "
+                      f"flow/plain blend {run['flow_vs_plain_blend']:.2f}",
                       flush=True)
         figures["seconds"] = round(time.perf_counter() - start, 1)
     if args.json:

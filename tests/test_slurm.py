@@ -154,9 +154,11 @@ def test_scancel_interrupts_one_job_which_keeps_its_last_image(sweep, tmp_path):
 
 
 def test_the_time_limit_warning_interrupts_the_job_before_slurm_kills_it(sweep, tmp_path):
-    """A 1-minute limit, and SLURM asked (by submitit) for SIGUSR2 30 s before it: the job stops on the
-    warning with its last image, instead of being killed at the limit with nothing to show."""
-    proc = sweep("steps=100000", "seed=0", "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30")
+    """A 2-minute limit, and SLURM asked (by submitit) for SIGUSR2 30 s before it: the job stops on the
+    warning with its last image, instead of being killed at the limit with nothing to show. SLURM may
+    send the signal up to 60 s early (sbatch's manual), so 2 minutes: with a 1-minute limit it came 2 s
+    into a job once, before its first step, leaving no image to keep."""
+    proc = sweep("steps=100000", "seed=0", "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=30")
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 1, err
     (job,) = _job_dirs(tmp_path / "sweep")

@@ -1,6 +1,8 @@
-"""A job made of frames on disk: each frame written, then the state naming it; and the point a resumed
-run continues from. The state file itself: dreamrun.jobs.frame_state."""
+"""A job made of frames on disk (a zoom, a video): each frame written, then the state naming it; the
+point a resumed run continues from; and what such jobs share on the skeleton. The state file itself:
+dreamrun.jobs.frame_state."""
 import base64
+import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -9,9 +11,14 @@ from PIL import Image
 
 from dreamrun.core.observers import Observer
 from dreamrun.errors import DreamError
-from dreamrun.jobs.frame_state import FrameKind, frame_path, read_state
+from dreamrun.jobs.frame_state import FrameKind, fingerprint, frame_path, read_state
+from dreamrun.jobs.skeleton import JobKind
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil, to_tensor
+from dreamrun.outputs.progress import FrameProgressBar
+from dreamrun.outputs.tensorboard import FramesTensorBoardLogger
+
+log = logging.getLogger(__name__)
 
 
 class FrameWriter(Observer):
@@ -50,3 +57,33 @@ def resume_point(run_dir: Path, config: dict[str, Any], kind: FrameKind,
         raise DreamError(f"cannot resume: {run_dir / kind.state_file} is damaged: rng_state is not "
                          "the jitter RNG's saved state") from None
     return frame, image
+
+
+class FramesJob(JobKind):
+    """A job kind made of frames: a progress bar over frames, the frame writer, and a TensorBoard run
+    with per-frame scalars; interrupted, it says how to resume."""
+
+    frame_kind: FrameKind
+    start = 0  # the first frame this run makes: > 0 when resumed
+    board: Optional[FramesTensorBoardLogger] = None
+    frame_writer: Optional[FrameWriter] = None
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything in the config that shapes the frames: a resumed run must match it."""
+        return fingerprint(self.cfg, self.frame_kind)
+
+    def observers(self, image, dreamer, writer):
+        kind = self.frame_kind.name
+        self.frame_writer = FrameWriter(self.run_dir, self.fingerprint, self.frame_kind)
+        observers: list[Observer] = [FrameProgressBar(self.progress, kind), self.frame_writer]
+        if writer is not None:
+            self.board = FramesTensorBoardLogger(writer, kind, log_every=self.cfg[kind].log_every,
+                                                 image_max_side=self.cfg.log.image_max_side)
+            observers.append(self.board)
+        return observers
+
+    def interrupted(self, image, last):
+        if self.frame_writer is not None and self.frame_writer.last_frame is not None:
+            log.info("interrupted: frames up to %d are saved; continue with the same command plus "
+                     "resume=true hydra.run.dir=%s", self.frame_writer.last_frame, self.run_dir)

@@ -21,20 +21,18 @@ import torch
 from PIL import Image
 
 from dreamrun.config.schema import DreamConfig, InputKind
-from dreamrun.core.observers import Observer
 from dreamrun.core.octaves import check_octaves
 from dreamrun.core.video import Pyramid, video_dream
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dreamer import build_dreamer, compile_target, configured_gradient_filter, describe, setup_device
-from dreamrun.jobs.frame_files import FrameWriter, resume_point
-from dreamrun.jobs.frame_state import VIDEO, fingerprint, frame_path
+from dreamrun.jobs.frame_files import FramesJob, resume_point
+from dreamrun.jobs.frame_state import VIDEO, frame_path
 from dreamrun.jobs.record import OUTPUT_FILES
-from dreamrun.jobs.skeleton import JobKind, JobResult
+from dreamrun.jobs.skeleton import JobResult
 from dreamrun.outputs.animation import encode_images
 from dreamrun.outputs.files import save_bytes, save_json, save_png
 from dreamrun.outputs.images import to_pil
-from dreamrun.outputs.progress import FrameProgressBar
-from dreamrun.outputs.tensorboard import FramesTensorBoardLogger, log_encoded_image
+from dreamrun.outputs.tensorboard import log_encoded_image
 from dreamrun.outputs.video_files import (VideoInfo, frames_expected, probe, read_frames, require_video_libraries,
                                           save_mp4)
 
@@ -64,17 +62,14 @@ def validate_video(cfg: DreamConfig) -> None:
             raise DreamError(message)
 
 
-class VideoJob(JobKind):
-    start = 0  # the first frame this run makes: > 0 when resumed
+class VideoJob(FramesJob):
+    frame_kind = VIDEO
     resumed_image: Optional[torch.Tensor] = None  # the dream of frame start-1
-    board: Optional[FramesTensorBoardLogger] = None
-    frame_writer: Optional[FrameWriter] = None
     info: VideoInfo
 
     def validate(self):
         validate_video(self.cfg)
         require_video_libraries()
-        self.fingerprint = fingerprint(self.cfg, VIDEO)
 
     def load_input(self):
         cfg = self.cfg
@@ -104,15 +99,6 @@ class VideoJob(JobKind):
 
     def build(self, image):
         return build_dreamer(self.cfg, compile_target(self.cfg), setup_device(self.cfg))
-
-    def observers(self, image, dreamer, writer):
-        self.frame_writer = FrameWriter(self.run_dir, self.fingerprint, VIDEO)
-        observers: list[Observer] = [FrameProgressBar(self.progress, "video"), self.frame_writer]
-        if writer is not None:
-            self.board = FramesTensorBoardLogger(writer, "video", log_every=self.cfg.video.log_every,
-                                                 image_max_side=self.cfg.log.image_max_side)
-            observers.append(self.board)
-        return observers
 
     def run(self, image, dreamer, observers):
         cfg, video = self.cfg, self.cfg.video
@@ -168,13 +154,9 @@ class VideoJob(JobKind):
                 log_encoded_image(self.board.writer, "video/preview", preview, gif.size, self.frames - 1)
         metrics = {"mode": "video", "frames": self.frames, "size": size, "fps": float(fps),
                    "video": output.name, "preview": OUTPUT_FILES["preview"], "input_codec": self.info.codec,
-                   "blend": cfg.video.blend, "hold": cfg.video.hold, "flow": cfg.video.flow_method.value if cfg.video.flow else None}
+                   "blend": cfg.video.blend, "hold": cfg.video.hold,
+                   "flow": cfg.video.flow_method.value if cfg.video.flow else None}
         return JobResult(output, metrics)
-
-    def interrupted(self, image, last):
-        if self.frame_writer is not None and self.frame_writer.last_frame is not None:
-            log.info("interrupted: frames up to %d are saved; continue with the same command plus "
-                     "resume=true hydra.run.dir=%s", self.frame_writer.last_frame, self.run_dir)
 
 
 def _side_by_side(inputs: Iterator[torch.Tensor], dreams: list[Path]) -> Iterator[Image.Image]:

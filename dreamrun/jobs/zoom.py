@@ -20,19 +20,17 @@ from PIL import Image
 
 from dreamrun.config.schema import DreamConfig
 from dreamrun.core.objectives import Objective, parse_target
-from dreamrun.core.observers import Observer
 from dreamrun.core.octaves import check_octaves
 from dreamrun.core.zoom import zoom_dream
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dreamer import build_dreamer, compile_target, configured_gradient_filter, describe, setup_device
-from dreamrun.jobs.skeleton import JobKind, JobResult
-from dreamrun.jobs.frame_files import FrameWriter, resume_point
-from dreamrun.jobs.frame_state import FRAMES_DIR, ZOOM, fingerprint, frame_path
+from dreamrun.jobs.skeleton import JobResult
+from dreamrun.jobs.frame_files import FramesJob, resume_point
+from dreamrun.jobs.frame_state import FRAMES_DIR, ZOOM, frame_path
 from dreamrun.nets.build import class_names
 from dreamrun.outputs.animation import encode_animation, find_ffmpeg, note_no_ffmpeg, save_animation, save_mp4
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil
-from dreamrun.outputs.progress import FrameProgressBar
 from dreamrun.outputs.tensorboard import FramesTensorBoardLogger, log_encoded_image
 
 log = logging.getLogger(__name__)
@@ -76,17 +74,15 @@ def frame_objectives(cfg: DreamConfig) -> list[Objective]:
     return objectives
 
 
-class ZoomJob(JobKind):
+class ZoomJob(FramesJob):
     """The whole zoom in a run dir: frames/, zoom.gif (or .webp), zoom.mp4 with ffmpeg, dream.png
     (the last frame), input.png, metrics.json and a TensorBoard run."""
 
-    start = 0  # the first frame this run makes: > 0 when resumed
-    board: Optional[FramesTensorBoardLogger] = None
+    frame_kind = ZOOM
 
     def validate(self):
         validate_zoom(self.cfg)
         self.objectives = frame_objectives(self.cfg)
-        self.fingerprint = fingerprint(self.cfg, ZOOM)
 
     def load_input(self):
         cfg = self.cfg
@@ -113,15 +109,6 @@ class ZoomJob(JobKind):
             if len(self.objectives) > 1 else [dreamer]
         return dreamer
 
-    def observers(self, image, dreamer, writer):
-        self.frame_writer = FrameWriter(self.run_dir, self.fingerprint, ZOOM)
-        observers: list[Observer] = [FrameProgressBar(self.progress), self.frame_writer]
-        if writer is not None:
-            self.board = FramesTensorBoardLogger(writer, "zoom", log_every=self.cfg.zoom.log_every,
-                                               image_max_side=self.cfg.log.image_max_side)
-            observers.append(self.board)
-        return observers
-
     def run(self, image, dreamer, observers):
         cfg, zoom = self.cfg, self.cfg.zoom
         clock = time.perf_counter()
@@ -143,11 +130,6 @@ class ZoomJob(JobKind):
         save_json(result.metrics, self.run_dir / "metrics.json")
         log.info("%d frames (%d made now) in %.1f s: %s", zoom.frames, made, seconds, result.output)
         return result
-
-    def interrupted(self, image, last):
-        if self.frame_writer.last_frame is not None:
-            log.info("interrupted: frames up to %d are saved; continue with the same command plus "
-                     "resume=true hydra.run.dir=%s", self.frame_writer.last_frame, self.run_dir)
 
 
 def _write_outputs(cfg: DreamConfig, run_dir: Path, board: Optional[FramesTensorBoardLogger]) -> JobResult:
