@@ -10,6 +10,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -294,3 +295,30 @@ def test_without_pyav_the_error_says_what_to_install(compose_cfg, tmp_path, clip
     monkeypatch.setitem(sys.modules, "av", None)  # import av raises ImportError
     with pytest.raises(DreamError, match=r"pip install 'dreamrun\[video\]'"):
         run_job(VideoJob, compose_cfg(*VIDEO, f"input.path={clip}"), tmp_path, progress=False)
+
+
+def test_the_video_progress_bar_counts_frames_with_an_eta(capsys):
+    from dreamrun.core.video import Pyramid, video_dream
+    from dreamrun.outputs.progress import FrameProgressBar
+
+    frames = [torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(k)) for k in range(3)]
+    video_dream(frames, lambda x: x.pow(2).mean(), first=Pyramid(1, 1), each=Pyramid(1, 1), blend=0.5, hold=0.5,
+                flow=None, octave_scale=1.4, step_size=0.01, max_shift=0, generator=torch.Generator(), total=3,
+                observers=[FrameProgressBar(enabled=True, description="video")])
+    err = capsys.readouterr().err
+    assert "video" in err and "3/3" in err and "frame" in err and "<00:00" in err  # elapsed<remaining
+
+
+def test_where_a_frame_starts_and_what_it_holds_back():
+    from dreamrun.core.video import frame_start, hold_carried
+
+    frame, dream = torch.full((1, 3, 8, 8), 0.2), torch.full((1, 3, 8, 8), 0.6)
+    assert frame_start(None, None, frame, blend=0.9, flow="dis")[0] is frame  # the first frame
+    assert frame_start(dream, frame, frame, blend=0, flow="dis")[0] is frame  # independent frames
+    start, carried, figures = frame_start(dream, frame, frame, blend=0.75, flow=None)  # the plain blend
+    assert torch.allclose(start, torch.full_like(frame, 0.5)) and carried.min() == 1 and figures is None
+    dreamed = start + 0.1
+    carried = torch.zeros(1, 1, 8, 8)
+    carried[..., :4] = 1  # the left half carried, the right half came into view
+    held = hold_carried(start, dreamed, carried, hold=0.5)
+    assert torch.allclose(held[..., :4], start[..., :4] + 0.05) and torch.allclose(held[..., 4:], dreamed[..., 4:])
