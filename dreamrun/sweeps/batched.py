@@ -49,6 +49,37 @@ class JobLogs(logging.Handler):
         super().close()
 
 
+class ComposedOnce:
+    """A config loader's load_sweep_config that remembers what it composed, for the launcher to take:
+    Hydra's sweeper composes every job to check it (validate_batch_is_legal) and throws the config
+    away, then a launcher composes it again (0.09 s a job on a 2-core CPU)."""
+
+    def __init__(self, compose: Any):
+        self.compose = compose
+        self.made: dict[tuple[int, tuple[str, ...]], list[Any]] = defaultdict(list)
+
+    def __call__(self, master_config: Any, sweep_overrides: list[str]) -> Any:
+        config = self.compose(master_config, sweep_overrides)
+        self.made[(id(master_config), tuple(sweep_overrides))].append(config)
+        return config
+
+    def take(self, master_config: Any, sweep_overrides: list[str]) -> Any:
+        """The job's config the check composed (each one once), or a new one."""
+        made = self.made.get((id(master_config), tuple(sweep_overrides)))
+        return made.pop(0) if made else self.compose(master_config, sweep_overrides)
+
+
+def compose_each_job_once(config_loader: Any) -> None:
+    """From now on config_loader remembers the configs it composes, for compose_job to take."""
+    if not isinstance(config_loader.load_sweep_config, ComposedOnce):
+        config_loader.load_sweep_config = ComposedOnce(config_loader.load_sweep_config)
+
+
+def compose_job(config_loader: Any, config: Any, overrides: list[str]) -> Any:
+    compose = config_loader.load_sweep_config
+    return compose.take(config, overrides) if isinstance(compose, ComposedOnce) else compose(config, overrides)
+
+
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
     """What BatchedLauncher.launch does: set every job up, then dream them, together where they can."""
     setup_globals()
@@ -58,7 +89,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     jobs: list[Job] = []
     returns: list[JobReturn] = []
     for num, overrides in enumerate(job_overrides, start=initial_job_idx):
-        sweep_config = context.config_loader.load_sweep_config(config, list(overrides))
+        sweep_config = compose_job(context.config_loader, config, list(overrides))
         with open_dict(sweep_config):
             sweep_config.hydra.job.id = sweep_config.hydra.job.num = num
 
