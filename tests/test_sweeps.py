@@ -387,3 +387,22 @@ def test_slurm_without_slurm_is_one_clear_line(tmp_path):
     assert proc.stderr.strip() == ("dreamrun: error: hydra/launcher=slurm needs SLURM, and srun is not on "
                                    "PATH here: run the sweep from the cluster's login node, or try it locally with "
                                    "hydra/launcher=local")
+
+
+def test_a_jobs_record_reads_as_omegaconf_reads_it(tmp_path):
+    """collect_jobs parses Hydra's .hydra/ files with libyaml (fast), and must read what OmegaConf,
+    which wrote them, reads back: tricky overrides included."""
+    from omegaconf import OmegaConf
+
+    from dreamrun.sweeps.summary import collect_jobs, parse_overrides
+
+    overrides = ["input.path='/tmp/a b/ph=oto.jpg'", "target.block_12=[5,17]", "~target", "step_size=1e-3",
+                 "+model.name=yes", "guide.path=null", "model.name='ünïcode: x'", 'seed="0"', "zoom.targets=[]"]
+    job = tmp_path / "7_x"
+    (job / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create({"hydra": {"job": {"num": 7, "name": "${now:%H}"}}}), job / ".hydra" / "hydra.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), job / ".hydra" / "overrides.yaml")
+    (found,) = collect_jobs(tmp_path)
+    reference = list(OmegaConf.load(job / ".hydra" / "overrides.yaml"))
+    assert found.num == 7 and reference == overrides
+    assert found.overrides == parse_overrides(reference)
