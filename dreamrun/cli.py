@@ -46,7 +46,8 @@ def _run_job(cfg: DreamConfig) -> None:
     if in_sweep:
         cfg.device = sweeps.device_for_job(cfg.device, hydra_cfg.job.num, torch.cuda.device_count())
     try:
-        result = run_job(job_kind(cfg.mode), cfg, Path(hydra_cfg.runtime.output_dir), overrides=hydra_cfg.overrides.task)
+        result = run_job(job_kind(cfg.mode), cfg, Path(hydra_cfg.runtime.output_dir),
+                         overrides=hydra_cfg.overrides.task)
     except DreamError as e:
         log.error("dreamrun: error: %s", e)
         if not in_sweep:

@@ -10,9 +10,6 @@ import torch
 import torch.nn.functional as F
 
 
-FLOW_METHODS = ("dis", "farneback")  # OpenCV's Dense Inverse Search (fast, sharp at motion edges); Farneback
-
-
 def _gray(image: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) in [0, 1] -> (H, W) uint8 luminance, what OpenCV's flows take."""
     luma = (image[0, 0] * 0.299 + image[0, 1] * 0.587 + image[0, 2] * 0.114).clamp(0, 1)
@@ -20,10 +17,14 @@ def _gray(image: torch.Tensor) -> np.ndarray:
 
 
 def estimate_flow(a: torch.Tensor, b: torch.Tensor, method: str = "dis") -> torch.Tensor:
-    """The flow from frame a to frame b, both (1, 3, H, W) in [0, 1]: (2, H, W) in px on the CPU."""
+    """The flow from frame a to frame b, both (1, 3, H, W) in [0, 1]: (2, H, W) in px on the CPU.
+    method: "dis" (OpenCV's Dense Inverse Search: fast, sharp at motion edges) or "farneback"."""
+    return _flow(_gray(a), _gray(b), method)
+
+
+def _flow(first: np.ndarray, second: np.ndarray, method: str) -> torch.Tensor:
     import cv2  # the video extra: dreamrun without it never gets here
 
-    first, second = _gray(a), _gray(b)
     if method == "dis":
         flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(first, second, None)
     else:
@@ -55,15 +56,13 @@ def occlusion(backward: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
     backward: the flow from this frame to the previous one; forward: from the previous one to this.
     A followed pixel goes back and forth to where it started (Sundaram, Brox & Keutzer 2010's test);
     one whose way back leaves the previous frame came into view."""
-    _, height, width = backward.shape
-    forward_there = F.grid_sample(forward.unsqueeze(0), _sampling_grid(backward), mode="bilinear",
+    way_back = _sampling_grid(backward)
+    forward_there = F.grid_sample(forward.unsqueeze(0), way_back, mode="bilinear",
                                   padding_mode="border", align_corners=False)[0]
     round_trip = (backward + forward_there).pow(2).sum(0)
     scale = backward.pow(2).sum(0) + forward_there.pow(2).sum(0)
     disagree = round_trip > 0.01 * scale + 0.5
-    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    x, y = xs + backward[0], ys + backward[1]
-    outside = (x < -0.5) | (x > width - 0.5) | (y < -0.5) | (y > height - 0.5)
+    outside = (way_back[0].abs() > 1).any(dim=-1)  # beyond the outer pixels' edges
     return disagree | outside
 
 
@@ -73,8 +72,8 @@ def carry(previous_dream: torch.Tensor, previous_frame: torch.Tensor, frame: tor
     frame, and the frame itself where the flow cannot follow. All (1, 3, H, W) in [0, 1], any device.
     Also returns where the dream was carried, (1, 1, H, W) 1.0 or 0.0 (occluded), and the flow's mean
     magnitude in px and the occluded fraction."""
-    backward = estimate_flow(frame, previous_frame, method)
-    forward = estimate_flow(previous_frame, frame, method)
+    now, before = _gray(frame), _gray(previous_frame)
+    backward, forward = _flow(now, before, method), _flow(before, now, method)
     occluded = occlusion(backward, forward).to(frame.device)
     start = blend * warp(previous_dream, backward) + (1 - blend) * frame
     start = torch.where(occluded, frame, start).clamp(0.0, 1.0)

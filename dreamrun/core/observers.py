@@ -22,10 +22,11 @@ class Observer:
     def on_dream_end(self, *, image: torch.Tensor) -> None:
         pass
 
-    # frame by frame (dreamrun.core.zoom, dreamrun.core.video): one dream per frame, each with the hooks above
+    # frame by frame (dreamrun.core.zoom, dreamrun.core.video): a dream per frame, each with the hooks above
 
     def on_frames_start(self, *, frames: Optional[int], start: int) -> None:
-        """frames: the total (None: not known ahead); start: the first frame this run makes (> 0 when resumed)."""
+        """frames: the total (None: not known ahead); start: the first frame this run makes (> 0 when
+        resumed)."""
 
     def on_flow(self, *, frame: int, magnitude: float, occluded: float) -> None:
         """A video frame's optical flow from the previous frame, before its dream: the mean motion in px

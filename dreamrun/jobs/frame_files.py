@@ -11,7 +11,7 @@ from PIL import Image
 
 from dreamrun.core.observers import Observer
 from dreamrun.errors import DreamError
-from dreamrun.jobs.frame_state import FrameKind, fingerprint, frame_path, read_state
+from dreamrun.jobs.frame_state import FrameKind, fingerprint, frame_path, nothing_to_resume, read_state
 from dreamrun.jobs.skeleton import JobKind
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil, to_tensor
@@ -72,6 +72,20 @@ class FramesJob(JobKind):
     def fingerprint(self) -> dict[str, Any]:
         """Everything in the config that shapes the frames: a resumed run must match it."""
         return fingerprint(self.cfg, self.frame_kind)
+
+    def resume(self) -> Optional[torch.Tensor]:
+        """Seed the jitter generator and, with resume=true, set it and `start` to continue after the last
+        saved frame. Returns that frame's image (1, 3, H, W), or None when the run starts at frame 0."""
+        self.generator = torch.Generator().manual_seed(self.cfg.seed)  # jitter shifts: CPU, so any device agrees
+        if not self.cfg.resume:
+            return None
+        saved = resume_point(self.run_dir, self.fingerprint, self.frame_kind, self.generator)
+        if saved is None:
+            raise nothing_to_resume(self.run_dir, self.frame_kind)
+        last, image = saved
+        self.start = last + 1
+        log.info("resuming %s after frame %d", self.run_dir, last)
+        return image
 
     def observers(self, image, dreamer, writer):
         kind = self.frame_kind.name

@@ -51,6 +51,11 @@ def fingerprint(cfg: DictConfig, kind: FrameKind) -> dict[str, Any]:
     return flatten_config(cfg, skip=kind.resumable)
 
 
+def nothing_to_resume(run_dir: Path, kind: FrameKind) -> DreamError:
+    return DreamError(f"resume=true, but {run_dir} holds no saved {kind.name} frames (no {kind.state_file}): "
+                      f"nothing to resume; drop resume=true to start a new {kind.name}")
+
+
 def frame_path(run_dir: Path, frame: int) -> Path:
     return run_dir / FRAMES_DIR / f"{frame:06d}.png"
 

@@ -45,7 +45,7 @@ OUTPUT_FILES = {"dream": "dream.png", "input": "input.png", "metrics": "metrics.
                 "dream_video": "dream.mp4", "preview": "preview.gif"}
 # every name in a run dir with a fixed role: the outputs, then what records and resumes them
 ROLES = {name: role for role, name in {**OUTPUT_FILES, "result": RESULT_FILE, "frames": FRAMES_DIR, "hydra": ".hydra",
-                                       **{f"{kind}_state": k.state_file for kind, k in KINDS.items()}}.items()}
+                                       **{f"{k.name}_state": k.state_file for k in KINDS.values()}}.items()}
 OCTAVE_IMAGE = re.compile(r"(octave_\d+)\.png")
 TENSORBOARD_PREFIX = "events.out.tfevents."
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, open_dict, read_write
 from dreamrun.config.run_names import claim_fresh_dir
 from dreamrun.errors import DreamError, refuse
 from dreamrun.jobs.record import has_results
-from dreamrun.jobs.frame_state import fingerprint, frame_kind, read_state
+from dreamrun.jobs.frame_state import fingerprint, frame_kind, nothing_to_resume, read_state
 
 
 def _task_config(config: DictConfig) -> DictConfig:
@@ -25,7 +25,8 @@ def _task_config(config: DictConfig) -> DictConfig:
 
 
 def check_resume(config: DictConfig, named_dir: bool) -> None:
-    """Raise DreamError unless resume=true has an interrupted zoom or video with the same settings to continue."""
+    """Raise DreamError unless resume=true has an interrupted zoom or video with the same settings to
+    continue."""
     kind = frame_kind(config)
     if kind is None:
         raise DreamError("resume=true continues an interrupted zoom or video (mode=zoom, mode=video); a dream "
@@ -38,8 +39,7 @@ def check_resume(config: DictConfig, named_dir: bool) -> None:
     run_dir = Path(str(config.hydra.run.dir))
     # refuses other settings, before any file changes
     if read_state(run_dir, fingerprint(_task_config(config), kind), kind) is None:
-        raise DreamError(f"resume=true, but {run_dir} holds no saved {kind.name} frames (no {kind.state_file}): "
-                         f"nothing to resume; drop resume=true to start a new {kind.name}")
+        raise nothing_to_resume(run_dir, kind)
 
 
 def check_run_dir(config: DictConfig) -> None:
@@ -90,8 +90,8 @@ class RunDirGuard(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.resume:
-            refuse("resume=true continues one interrupted zoom or video, in its run dir; a sweep has nothing to resume: "
-                   "drop resume=true, or resume a job of the sweep alone with its hydra.run.dir")
+            refuse("resume=true continues one interrupted zoom or video, in its run dir; a sweep has nothing to "
+                   "resume: drop resume=true, or resume a job of the sweep alone with its hydra.run.dir")
         if not _named_by_user(config, "hydra.sweep.dir"):
             claimed = _make_dir("hydra.sweep.dir", str(config.hydra.sweep.dir), claim_fresh_dir)
             overrides = config.hydra.overrides.hydra

@@ -4,10 +4,11 @@ optical flow, so the dream moves with the picture instead of flickering.
     python -m dreamrun mode=video input=video input.path=clip.mp4 model=efficientnet_lite0
     python -m dreamrun mode=video ... resume=true hydra.run.dir=<the run dir it printed>
 
-Files: frames/<k>.png, dream.mp4 (at the input's fps / video.every, with its sound), preview.gif (input and dream side
-by side), dream.png (the last frame), input.png (the first), metrics.json and a TensorBoard run. After
-every frame its PNG and video_state.json are written atomically, so a killed run resumes after its
-last saved frame and makes exactly the frames an uninterrupted run would have made.
+Files: frames/<k>.png, dream.mp4 (at the input's fps / video.every, with its sound), preview.gif
+(input and dream side by side), dream.png (the last frame), input.png (the first), metrics.json and a
+TensorBoard run. After every frame its PNG and video_state.json are written atomically, so a killed
+run resumes after its last saved frame and makes exactly the frames an uninterrupted run would have
+made.
 """
 import itertools
 import logging
@@ -25,7 +26,7 @@ from dreamrun.core.octaves import check_octaves
 from dreamrun.core.video import Pyramid, video_dream
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dreamer import build_dreamer, compile_target, configured_gradient_filter, describe, setup_device
-from dreamrun.jobs.frame_files import FramesJob, resume_point
+from dreamrun.jobs.frame_files import FramesJob
 from dreamrun.jobs.frame_state import VIDEO, frame_path
 from dreamrun.jobs.record import OUTPUT_FILES
 from dreamrun.jobs.skeleton import JobResult
@@ -79,16 +80,8 @@ class VideoJob(FramesJob):
         for key, octaves in (("octaves", cfg.octaves), ("video.octaves", cfg.video.octaves)):
             check_octaves(height, width, octaves, cfg.octave_scale, cfg.model.min_size,
                           what="the video's frames are too small:", key=key)
-        self.generator = torch.Generator().manual_seed(cfg.seed)  # jitter shifts: CPU, so any device agrees
-        if cfg.resume:
-            saved = resume_point(self.run_dir, self.fingerprint, VIDEO, self.generator)
-            if saved is None:
-                raise DreamError(f"resume=true, but {self.run_dir} holds no saved video frames (no "
-                                 f"{VIDEO.state_file}): nothing to resume; drop resume=true to start a new video")
-            last, self.resumed_image = saved
-            self.start = last + 1
-            log.info("resuming %s after frame %d", self.run_dir, last)
-        else:
+        self.resumed_image = self.resume()
+        if self.resumed_image is None:
             save_png(to_pil(image), self.run_dir / OUTPUT_FILES["input"])
         return image
 
@@ -103,12 +96,15 @@ class VideoJob(FramesJob):
     def run(self, image, dreamer, observers):
         cfg, video = self.cfg, self.cfg.video
         self.frames = 0  # how many frames the video has (after video.every and max_frames), counted as decoded
+        self.thumbnails: list[Image.Image] = []  # the input's side of preview.gif, kept as the frames go by
         previous: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
         def frames_to_dream() -> Iterator[torch.Tensor]:
             nonlocal previous
             for index, frame in enumerate(self.decode()):
                 self.frames = index + 1
+                if index < PREVIEW_FRAMES:
+                    self.thumbnails.append(_thumbnail(to_pil(frame)))
                 if index == self.start - 1:
                     previous = (frame.to(dreamer.device), self.resumed_image.to(dreamer.device))
                 if index >= self.start:
@@ -147,7 +143,7 @@ class VideoJob(FramesJob):
         with Image.open(frames[-1]) as last:
             save_png(last.convert("RGB"), self.run_dir / OUTPUT_FILES["dream"])
             size = list(last.size)
-        preview = encode_images(_side_by_side(self.decode(), frames[:PREVIEW_FRAMES]), float(fps))
+        preview = encode_images(_side_by_side(self.thumbnails, frames), float(fps))
         save_bytes(preview, self.run_dir / OUTPUT_FILES["preview"])
         if self.board:
             with Image.open(self.run_dir / OUTPUT_FILES["preview"]) as gif:
@@ -159,14 +155,16 @@ class VideoJob(FramesJob):
         return JobResult(output, metrics)
 
 
-def _side_by_side(inputs: Iterator[torch.Tensor], dreams: list[Path]) -> Iterator[Image.Image]:
-    """Each input frame beside its dream, each shrunk to PREVIEW_SIDE."""
-    for frame, dream_path in zip(inputs, dreams):
-        before = to_pil(frame)
+def _thumbnail(image: Image.Image) -> Image.Image:
+    image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.LANCZOS)
+    return image
+
+
+def _side_by_side(inputs: list[Image.Image], dreams: list[Path]) -> Iterator[Image.Image]:
+    """Each input thumbnail beside its dream, shrunk alike."""
+    for before, dream_path in zip(inputs, dreams):
         with Image.open(dream_path) as dream:
-            after = dream.convert("RGB")
-        for picture in (before, after):
-            picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.LANCZOS)
+            after = _thumbnail(dream.convert("RGB"))
         pair = Image.new("RGB", (before.width + after.width, max(before.height, after.height)))
         pair.paste(before, (0, 0))
         pair.paste(after, (before.width, 0))

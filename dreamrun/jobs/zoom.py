@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -25,7 +24,7 @@ from dreamrun.core.zoom import zoom_dream
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dreamer import build_dreamer, compile_target, configured_gradient_filter, describe, setup_device
 from dreamrun.jobs.skeleton import JobResult
-from dreamrun.jobs.frame_files import FramesJob, resume_point
+from dreamrun.jobs.frame_files import FramesJob
 from dreamrun.jobs.frame_state import FRAMES_DIR, ZOOM, frame_path
 from dreamrun.nets.build import class_names
 from dreamrun.outputs.animation import encode_animation, find_ffmpeg, note_no_ffmpeg, save_animation, save_mp4
@@ -88,18 +87,10 @@ class ZoomJob(FramesJob):
         cfg = self.cfg
         image = super().load_input()
         check_octaves(*image.shape[-2:], cfg.zoom.octaves, cfg.octave_scale, cfg.model.min_size)
-        self.generator = torch.Generator().manual_seed(cfg.seed)  # jitter shifts: CPU, so any device agrees
-        saved = resume_point(self.run_dir, self.fingerprint, ZOOM, self.generator) if cfg.resume else None
-        self.resumed = saved is not None
-        if cfg.resume and saved is None:
-            raise DreamError(f"resume=true, but {self.run_dir} holds no saved zoom frames (no {ZOOM.state_file}): "
-                             "nothing to resume; drop resume=true to start a new zoom")
-        if saved:
-            last, image = saved
-            self.start = last + 1
-            log.info("resuming %s after frame %d", self.run_dir, last)
-        elif not cfg.resume:
-            save_png(to_pil(image), self.run_dir / "input.png")
+        resumed = self.resume()
+        if resumed is not None:
+            return resumed
+        save_png(to_pil(image), self.run_dir / "input.png")
         return image
 
     def build(self, image):
@@ -123,7 +114,7 @@ class ZoomJob(FramesJob):
         seconds = time.perf_counter() - clock
         result = _write_outputs(cfg, self.run_dir, self.board)
         made = max(0, zoom.frames - self.start)
-        result.metrics.update({"resumed_at": self.start if self.resumed else None, "frames_made": made,
+        result.metrics.update({"resumed_at": self.start if cfg.resume else None, "frames_made": made,
                                "seconds": round(seconds, 3),
                                "seconds_per_frame": round(seconds / made, 3) if made else None,
                                **describe(cfg, dreamer)})

@@ -1,4 +1,5 @@
-"""Progress bars on stderr: steps of a dream, frames of a zoom or a video; silent when stderr is not a terminal."""
+"""Progress bars on stderr: steps of a dream, frames of a zoom or a video; silent when stderr is not a
+terminal."""
 import sys
 from typing import Optional
 

@@ -154,7 +154,7 @@ def log_encoded_image(writer: SummaryWriter, tag: str, data: bytes, size: tuple[
 class FramesTensorBoardLogger(Observer):
     """A zoom's or a video's TensorBoard run: per frame the loss and each target's activation at the
     frame's last step (a video's also its optical flow), and every log_every frames the frame itself.
-    Tags start with the kind: zoom/loss, video/flow, video/frame."""
+    Tags start with the kind: zoom/loss, video/flow_px, video/frame."""
 
     def __init__(self, writer: SummaryWriter, kind: str, *, log_every: int = 10,
                  image_max_side: Optional[int] = None):
