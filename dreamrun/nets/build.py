@@ -12,12 +12,13 @@ import re
 import struct
 import warnings
 import zipfile
+from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 from urllib.error import URLError
 
 import torch
-import torchvision
 from torch import nn
 
 from dreamrun.config.schema import ModelConfig
@@ -112,6 +113,8 @@ def _call_builder(cfg: ModelConfig, weights: Optional[str]) -> nn.Module:
                          "or model._target_ (the import path of your own builder)")
     if cfg.arch in BUILDERS:
         return BUILDERS[cfg.arch](weights=weights, **kwargs)
+    import torchvision  # here, not above: a network it does not build starts 1.4 s sooner without it
+
     if cfg.arch not in torchvision.models.list_models():
         raise DreamError(f"unknown model.arch '{cfg.arch}': not a dreamrun or torchvision model")
     if weights is None:
@@ -146,15 +149,31 @@ def _custom_model(target: str, kwargs: dict[str, Any]) -> nn.Module:
     return model
 
 
-def class_names(categories: Optional[str]) -> Optional[list[str]]:
+def class_names(categories: Optional[str]) -> Optional[Sequence[str]]:
     """The class names a preset's logits stand for (model.categories), or None if it has none."""
     if categories is None:
         return None
     if categories != "imagenet":
         raise DreamError(f"unknown model.categories '{categories}': use imagenet or null")
-    # every torchvision ImageNet-1k classifier (and EfficientNet-Lite0) shares these 1000 names in this
-    # order; reading them from the weights' meta downloads nothing
-    return list(torchvision.models.Inception_V3_Weights.IMAGENET1K_V1.meta["categories"])
+    return ImageNetClasses()
+
+
+class ImageNetClasses(Sequence):
+    """The 1000 ImageNet-1k class names, read from torchvision when a target first names a class."""
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names[index]
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @cached_property
+    def _names(self) -> list[str]:
+        import torchvision
+
+        # every torchvision ImageNet-1k classifier (and EfficientNet-Lite0) shares these names in this
+        # order; reading them from the weights' meta downloads nothing
+        return list(torchvision.models.Inception_V3_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 # what torch.load raises for a file that is no PyTorch file, a damaged one, or one holding more than

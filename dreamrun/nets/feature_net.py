@@ -4,10 +4,10 @@ from typing import Mapping, Optional
 
 import torch
 from torch import fx, nn
-from torchvision.models.feature_extraction import NodePathTracer
 
 from dreamrun.config.schema import ModelConfig
 from dreamrun.errors import DreamError
+from dreamrun.nets.module_paths import ModulePathTracer
 from dreamrun.nets.rewrites import speed_up
 
 
@@ -54,13 +54,13 @@ def cut(model: nn.Module, layers: Mapping[str, str]) -> fx.GraphModule:
     Traced once, in eval mode: torchvision's create_feature_extractor traces the train-mode graph as
     well, which a dream never runs (a tenth of a second for Inception-v3 on a 2-core CPU).
     """
-    tracer = NodePathTracer()  # names each node by the module path it ran in: Mixed_6c.branch3x3.conv
+    tracer = ModulePathTracer()  # names each node by the module path it ran in: Mixed_6c.branch3x3.conv
     graph = tracer.trace(model.eval())
     outputs = {}
     for name, path in layers.items():
         # a module's output is the last operation traced inside it
-        inside = [node for node, qualname in tracer.node_to_qualname.items()
-                  if qualname == path or qualname.startswith(f"{path}.")]
+        inside = [node for node, node_path in tracer.node_paths.items()
+                  if node_path == path or node_path.startswith(f"{path}.")]
         if not inside:
             top = ", ".join(child for child, _ in model.named_children())
             raise DreamError(f"model.layers.{name}={path}: {type(model).__name__} has no module or operation "
