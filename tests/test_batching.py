@@ -83,6 +83,9 @@ def test_each_jobs_pixels_and_files_are_those_of_its_solo_run(compose_cfg, tmp_p
         alone = json.loads((solo / "metrics.json").read_text())
         metrics = json.loads((job.run_dir / "metrics.json").read_text())
         assert metrics["targets"].keys() == alone["targets"].keys()
+        # the group inspects its common input once: each job's objective before is still its own
+        assert metrics["objective_before"] == alone["objective_before"]
+        assert [t["before"] for t in metrics["targets"].values()] == [t["before"] for t in alone["targets"].values()]
         assert metrics["objective_after"] == pytest.approx(alone["objective_after"], rel=1e-3)
         steps = 2 * int(next(o for o in overrides if o.startswith("steps=")).split("=")[1])
         board = EventAccumulator(str(job.run_dir), size_guidance={"scalars": 0}).Reload()

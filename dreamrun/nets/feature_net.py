@@ -23,6 +23,7 @@ class FeatureNet(nn.Module):
         super().__init__()
         self.channels_last = False
         self.autocast_dtype: Optional[torch.dtype] = None
+        self.channels: Optional[dict[str, int]] = None  # each layer's channel count, once probed
         # the layers up to the cut, rewritten: a copy of them, unless the model was built for this net alone
         self.body = speed_up(cut(model, layers), in_place=owns_model)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
@@ -85,5 +86,8 @@ def feature_net(model: nn.Module, cfg: ModelConfig, layers: list[str], *, owns_m
 
 @torch.no_grad()
 def channel_counts(net: FeatureNet, min_size: int, device: torch.device) -> dict[str, int]:
-    probe = torch.zeros(1, 3, min_size, min_size, device=device)
-    return {name: act.shape[1] for name, act in net(probe).items()}
+    """Each cut layer's channel count, probed once per net (jobs dreaming together share one)."""
+    if net.channels is None:
+        probe = torch.zeros(1, 3, min_size, min_size, device=device)
+        net.channels = {name: act.shape[1] for name, act in net(probe).items()}
+    return net.channels

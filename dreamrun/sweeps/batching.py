@@ -141,15 +141,31 @@ class Rendezvous:
                 for i, member in enumerate(members)}
 
 
+@dataclass
+class Inspected:
+    """An image every job of a group starts from (their common input), and the network's activations
+    for it: each job's objective before the dream, computed once for the group."""
+
+    image: torch.Tensor
+    activations: dict[str, torch.Tensor]
+
+
 class TogetherDreamer(Dreamer):
     """A job's dreamer whose gradients come from its group's Rendezvous."""
 
     rendezvous: Rendezvous
     member: int
+    start: Inspected
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         grad, values = self.rendezvous.ask(self.member, self, image.detach())
         return {**values, GRADIENT: grad}  # the engine takes the batch's gradient (core.tiles.gradient)
+
+    def inspect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        start = self.start.image
+        if image.shape == start.shape and torch.equal(image.to(start.device), start):
+            return self.start.activations
+        return super().inspect(image)
 
 
 @dataclass
@@ -185,7 +201,7 @@ def dream_together(jobs: Sequence[Job], exact: bool = True) -> None:
     first = joining[0][0].cfg
     layers = list(dict.fromkeys(layer for _, job_layers in joining for layer in job_layers))
     try:
-        net, max_batch = _shared_network(first, layers, exact)
+        net, max_batch, start = _shared_network(first, layers, exact)
     except DreamError:  # an input, octaves or a network the jobs cannot dream with: each says so alone
         net, max_batch = None, 0
     if max_batch == 0:
@@ -199,7 +215,7 @@ def dream_together(jobs: Sequence[Job], exact: bool = True) -> None:
 
         def dreamer(self, image: torch.Tensor) -> Dreamer:
             dreamer = prepare(self.cfg, *image.shape[-2:], net=net, dreamer_class=TogetherDreamer)
-            dreamer.rendezvous, dreamer.member = rendezvous, self.member
+            dreamer.rendezvous, dreamer.member, dreamer.start = rendezvous, self.member, start
             return dreamer
 
     device = next(net.parameters()).device
@@ -229,16 +245,20 @@ def _dream_members(joining: list, rendezvous: Rendezvous, kind: type[DreamJob], 
         torch.set_num_threads(main_threads)  # torch keeps one count for the process: the jobs' is theirs
 
 
-def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool) -> tuple[torch.nn.Module, int]:
-    """The group's network, cut at every layer its jobs target, and how many images a pass may take."""
+def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool) -> tuple[torch.nn.Module, int, Inspected]:
+    """The group's network, cut at every layer its jobs target, how many images a pass may take, and the
+    first job's input with its activations (the jobs' common input, where they share one)."""
     image = load_input(cfg, torch.Generator().manual_seed(cfg.seed))
     check_octaves(*image.shape[-2:], cfg.octaves, cfg.octave_scale, cfg.model.min_size)
     device = setup_device(cfg)
     net = configure_network(build_network(cfg, layers, device), cfg, device)
     max_batch = batch_limit(cfg, net, device, tuple(image.shape[-2:]))
-    if exact and max_batch > 1 and not batch_invariant(net, cfg, image.to(device)):
+    image = image.to(device)
+    if exact and max_batch > 1 and not batch_invariant(net, cfg, image):
         max_batch = 1
-    return net, max_batch
+    with torch.no_grad():  # as a dreamer inspects an image (Dreamer.inspect)
+        start = Inspected(image, net(image))
+    return net, max_batch, start
 
 
 def batch_limit(cfg: DreamConfig, net: torch.nn.Module, device: torch.device, size: tuple[int, int]) -> int:
@@ -265,7 +285,7 @@ def batch_invariant(net: torch.nn.Module, cfg: DreamConfig, image: torch.Tensor)
     """Whether image's activations and gradient come out bit for bit the same in a batch of several as
     alone, here: at its size and at the smallest octave's."""
     smallest = octave_sizes(*image.shape[-2:], cfg.octaves, cfg.octave_scale)[0]
-    for probe in (image, resize(image, smallest)):
+    for probe in (resize(image, smallest), image):  # the small one first: cheaper, and decisive if it differs
         others = torch.rand(2, *probe.shape[1:], generator=torch.Generator().manual_seed(0)).to(probe.device)
         alone, batched = _gradient(net, probe), _gradient(net, torch.cat([probe, others]))
         if not all(torch.equal(a, b[:1]) for a, b in zip(alone, batched)):
