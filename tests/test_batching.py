@@ -17,7 +17,7 @@ from conftest import logged_progress_images, run_cli, start_cli
 from dreamrun.jobs.dream import DreamJob
 from dreamrun.jobs.skeleton import run_job
 from dreamrun.sweeps import batching
-from dreamrun.sweeps.batching import Job, dream_together, group_key
+from dreamrun.sweeps.batching import Job, Models, dream_together, group_key
 
 BASE = ["model=efficientnet_lite0", "input.size=96", "octaves=2", "device=cpu", "precision=fp32"]
 # what may differ between jobs dreaming together: target, steps, step size, jitter, seed
@@ -229,13 +229,34 @@ def test_a_group_is_split_into_passes_that_fit_the_free_memory(compose_cfg, tmp_
     monkeypatch.setattr(batching, "bytes_per_pixel", lambda objective, device: per_pixel)
     monkeypatch.setattr(batching, "free_memory", lambda device: int(2.5 * per_pixel * 64 * 96 / MEMORY_SHARE))
     builds = []
-    build = batching.build_network
-    monkeypatch.setattr(batching, "build_network", lambda *args: builds.append(1) or build(*args))
+    build = batching.build_model
+    monkeypatch.setattr(batching, "build_model", lambda *args: builds.append(1) or build(*args))
     jobs = _jobs(compose_cfg, tmp_path, [[f"seed={seed}", "steps=2"] for seed in range(5)])
     dream_together(jobs, exact=False)
     assert max(passes) == 2 and all(json.loads((j.run_dir / "result.json").read_text())["status"] == "completed"
                                     for j in jobs)
     assert builds == [1]  # one network for the five jobs
+
+
+def test_the_groups_of_one_model_build_it_once_and_dream_as_alone(compose_cfg, tmp_path, monkeypatch):
+    """A sweep over input sizes and memory formats is a group each, one model for all: it is built once,
+    and every job still dreams as its solo run does."""
+    builds = []
+    build = batching.build_model
+    monkeypatch.setattr(batching, "build_model", lambda *args: builds.append(1) or build(*args))
+    base = [o for o in BASE if not o.startswith("input.size=")]
+    settings = [("input.size=128", "channels_last=true"), ("input.size=96", "channels_last=false"),
+                ("input.size=96", "channels_last=true")]
+    groups = [[Job(compose_cfg(*base, *setting, *o), tmp_path / f"{g}_{i}") for i, o in enumerate(DIFFERENT[:2])]
+              for g, setting in enumerate(settings)]
+    models = Models(groups)
+    for group in groups:
+        dream_together(group, models=models)
+    assert builds == [1]
+    for job in [job for group in groups for job in group]:
+        solo = tmp_path / "solo" / job.run_dir.name
+        run_job(DreamJob, job.cfg, solo, progress=False)
+        assert np.abs(_pixels(job.run_dir / "dream.png") - _pixels(solo / "dream.png")).max() <= 1
 
 
 def test_jobs_that_cannot_share_run_as_with_basic(tmp_path):

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
 from omegaconf import open_dict
 
-from dreamrun.sweeps.batching import Job, dream_together, group_key, run_one
+from dreamrun.sweeps.batching import Job, Models, dream_together, group_key, model_key, run_one
 
 log = logging.getLogger(__name__)
 
@@ -111,17 +111,19 @@ def _dream(jobs: list[Job], config: Any, exact: bool) -> None:
     for job in jobs:
         by_key[group_key(job.cfg)].append(job)
     groups = [group for key, group in by_key.items() if key is not None and len(group) > 1]
+    groups.sort(key=lambda group: model_key(group[0].cfg))  # a model's groups one after another
     together = {id(job) for group in groups for job in group}
     alone = [job for job in jobs if id(job) not in together]
     log.info("dreaming %d jobs: %s", len(jobs), ", ".join(
         [f"{len(group)} together" for group in groups] + ([f"{len(alone)} alone"] if alone else [])))
     logs = _job_logs(config)
+    models = Models(groups)  # each model built once, for every group that dreams with it
     try:
         for group in groups:
             for member, job in enumerate(group):
                 logs.route(f"dreamrun-job-{member}", job.run_dir / f"{config.hydra.job.name}.log")
             try:
-                dream_together(group, exact)
+                dream_together(group, exact, models)
             finally:
                 _report(group)
         for job in alone:

@@ -15,7 +15,7 @@ input image and its size, the octave sizes, precision and device (group_key). Th
 import copy
 import logging
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -26,10 +26,12 @@ from omegaconf import OmegaConf
 from dreamrun.config.schema import DreamConfig, Mode
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dream import DreamJob, prepare
-from dreamrun.jobs.dreamer import Dreamer, build_network, compile_target, configure_network, setup_device
+from dreamrun.jobs.dreamer import Dreamer, compile_target, configure_network, setup_device
 from dreamrun.core.octaves import check_octaves, octave_sizes, resize
 from dreamrun.core.tiles import GRADIENT, MEMORY_SHARE, NEVER_TILE, bytes_per_pixel, free_memory, tile_side
 from dreamrun.jobs.skeleton import JobResult, cudnn_autotuned, load_input, run_job, validate
+from dreamrun.nets.build import build_model
+from dreamrun.nets.feature_net import FeatureNet, feature_net
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,35 @@ def group_key(cfg: DreamConfig) -> Optional[str]:
     if cfg.model.weights is None:
         shared.seed = cfg.seed
     return OmegaConf.to_yaml(shared, resolve=True)
+
+
+def model_key(cfg: DreamConfig) -> str:
+    """What a built model depends on: its preset, and the seed its random weights are drawn from."""
+    seed = f"seed: {cfg.seed}\n" if cfg.model.weights is None else ""
+    return OmegaConf.to_yaml(cfg.model, resolve=True) + seed
+
+
+class Models:
+    """The models a sweep's groups dream with, each built once. Each group's network is cut from its
+    model: from a copy of the layers while a later group needs the model (setting a network up moves
+    the tensors it shares with the model to its device and memory format), in place for the last one.
+    Groups of one model dream one after another (sort them by model_key): one model is held at a time."""
+
+    def __init__(self, groups: Sequence[Sequence["Job"]] = ()):
+        self._groups_left = Counter(model_key(group[0].cfg) for group in groups)
+        self._built: dict[str, torch.nn.Module] = {}
+
+    def network(self, cfg: DreamConfig, layers: list[str], device: torch.device) -> FeatureNet:
+        """cfg's model cut at layers, on device (setup_device has seeded random weights)."""
+        key = model_key(cfg)
+        self._groups_left[key] -= 1
+        model = self._built.pop(key, None)
+        if model is None:
+            model = build_model(cfg.model)
+        later = self._groups_left[key] > 0
+        if later:
+            self._built = {key: model}
+        return feature_net(model, cfg.model, layers, owns_model=not later).to(device)
 
 
 class Rendezvous:
@@ -179,7 +210,7 @@ class Job:
     error: Optional[BaseException] = field(default=None, repr=False)  # DreamError, KeyboardInterrupt, a bug
 
 
-def dream_together(jobs: Sequence[Job], exact: bool = True) -> None:
+def dream_together(jobs: Sequence[Job], exact: bool = True, models: Optional[Models] = None) -> None:
     """Run jobs that share a group_key as one batch, each recorded as run_job records it (result, error).
     A job that cannot join (a target the network lacks) fails alone, as it would with any launcher.
 
@@ -188,7 +219,9 @@ def dream_together(jobs: Sequence[Job], exact: bool = True) -> None:
     the input moves the final pixels by 15 levels of 255 on average), and convolutions sum in another
     order for a batch of several images than for one where their kernels say so: then exact passes the
     images one at a time (batch_invariant). exact=False batches regardless: each job still makes a dream
-    of its own settings, but not its solo run's pixels."""
+    of its own settings, but not its solo run's pixels.
+
+    models: where the group's model comes from, built once for every group of the sweep that uses it."""
     joining = []
     for job in jobs:
         try:
@@ -201,7 +234,7 @@ def dream_together(jobs: Sequence[Job], exact: bool = True) -> None:
     first = joining[0][0].cfg
     layers = list(dict.fromkeys(layer for _, job_layers in joining for layer in job_layers))
     try:
-        net, max_batch, start = _shared_network(first, layers, exact)
+        net, max_batch, start = _shared_network(first, layers, exact, models or Models())
     except DreamError:  # an input, octaves or a network the jobs cannot dream with: each says so alone
         net, max_batch = None, 0
     if max_batch == 0:
@@ -245,13 +278,14 @@ def _dream_members(joining: list, rendezvous: Rendezvous, kind: type[DreamJob], 
         torch.set_num_threads(main_threads)  # torch keeps one count for the process: the jobs' is theirs
 
 
-def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool) -> tuple[torch.nn.Module, int, Inspected]:
+def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool,
+                    models: Models) -> tuple[torch.nn.Module, int, Inspected]:
     """The group's network, cut at every layer its jobs target, how many images a pass may take, and the
     first job's input with its activations (the jobs' common input, where they share one)."""
     image = load_input(cfg, torch.Generator().manual_seed(cfg.seed))
     check_octaves(*image.shape[-2:], cfg.octaves, cfg.octave_scale, cfg.model.min_size)
     device = setup_device(cfg)
-    net = configure_network(build_network(cfg, layers, device), cfg, device)
+    net = configure_network(models.network(cfg, layers, device), cfg, device)
     max_batch = batch_limit(cfg, net, device, tuple(image.shape[-2:]))
     image = image.to(device)
     if exact and max_batch > 1 and not batch_invariant(net, cfg, image):
