@@ -1,6 +1,5 @@
 """The command line as a user meets it: real subprocesses, run dirs in a temp folder."""
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -9,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torchvision
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

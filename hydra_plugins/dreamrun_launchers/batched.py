@@ -1,5 +1,5 @@
 """hydra/launcher=batched: a sweep's jobs dream together, one network, one batch (dreamrun.sweeps.batched)."""
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
