@@ -234,13 +234,15 @@ def dream_together(jobs: Sequence[Job], exact: bool = True, models: Optional[Mod
     first = joining[0][0].cfg
     layers = list(dict.fromkeys(layer for _, job_layers in joining for layer in job_layers))
     try:
-        net, max_batch, start = _shared_network(first, layers, exact, models or Models())
+        net, max_batch, image = _shared_network(first, layers, exact, models or Models())
     except DreamError:  # an input, octaves or a network the jobs cannot dream with: each says so alone
         net, max_batch = None, 0
     if max_batch == 0:
         for job, _ in joining:
             run_one(job, DreamJob)
         return
+    with torch.no_grad():  # as a dreamer inspects an image (Dreamer.inspect)
+        start = Inspected(image, net(image))
     rendezvous = Rendezvous(net, len(joining), max_batch)
 
     class TogetherDreamJob(DreamJob):
@@ -279,9 +281,9 @@ def _dream_members(joining: list, rendezvous: Rendezvous, kind: type[DreamJob], 
 
 
 def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool,
-                    models: Models) -> tuple[torch.nn.Module, int, Inspected]:
+                    models: Models) -> tuple[torch.nn.Module, int, torch.Tensor]:
     """The group's network, cut at every layer its jobs target, how many images a pass may take, and the
-    first job's input with its activations (the jobs' common input, where they share one)."""
+    first job's input on the network's device (the jobs' common input, where they share one)."""
     image = load_input(cfg, torch.Generator().manual_seed(cfg.seed))
     check_octaves(*image.shape[-2:], cfg.octaves, cfg.octave_scale, cfg.model.min_size)
     device = setup_device(cfg)
@@ -290,9 +292,7 @@ def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool,
     image = image.to(device)
     if exact and max_batch > 1 and not batch_invariant(net, cfg, image):
         max_batch = 1
-    with torch.no_grad():  # as a dreamer inspects an image (Dreamer.inspect)
-        start = Inspected(image, net(image))
-    return net, max_batch, start
+    return net, max_batch, image
 
 
 def batch_limit(cfg: DreamConfig, net: torch.nn.Module, device: torch.device, size: tuple[int, int]) -> int:
