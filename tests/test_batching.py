@@ -259,6 +259,24 @@ def test_the_groups_of_one_model_build_it_once_and_dream_as_alone(compose_cfg, t
         assert np.abs(_pixels(job.run_dir / "dream.png") - _pixels(solo / "dream.png")).max() <= 1
 
 
+def test_a_groups_set_up_does_not_reach_the_next_groups_network(compose_cfg, tmp_path):
+    """A network shares with its model the layers no rewrite replaces (VGG's convolutions: no BatchNorm to
+    fold). channels_last for one group lays those out anew; the next group of the model (channels_last=
+    false) must still get the network its solo run builds: the same weights, laid out the same way."""
+    from dreamrun.jobs.dreamer import build_network, configure_network, setup_device
+
+    vgg = ["model=vgg16", "model.weights=null", "device=cpu", "precision=fp32"]
+    first, second = compose_cfg(*vgg, "channels_last=true"), compose_cfg(*vgg, "channels_last=false")
+    models = Models([[Job(first, tmp_path / "0")], [Job(second, tmp_path / "1")]])
+    layers = ["conv1_2", "conv2_2"]
+    configure_network(models.network(first, layers, setup_device(first)), first, torch.device("cpu"))
+    net = configure_network(models.network(second, layers, setup_device(second)), second, torch.device("cpu"))
+    solo = configure_network(build_network(second, layers, setup_device(second)), second, torch.device("cpu"))
+    assert list(net.state_dict()) == list(solo.state_dict())
+    for ours, reference in zip(net.state_dict().values(), solo.state_dict().values()):
+        assert torch.equal(ours, reference) and ours.is_contiguous() == reference.is_contiguous()
+
+
 def test_jobs_that_cannot_share_run_as_with_basic(tmp_path):
     zoom = ["zoom.frames=2", "zoom.steps_per_frame=1", "zoom.octaves=1"]
     proc = run_cli("-m", "hydra/launcher=batched", *BASE, "steps=1", *zoom, "mode=dream,zoom", "seed=0,1",
