@@ -82,26 +82,26 @@ def main() -> None:
         for round_ in range(rounds):
             for name, launcher in launchers.items():
                 runs[name].append(run_sweep(sweep, launcher, Path(tmp) / f"{name}_{round_}"))
-                print(f"round {round_ + 1}/{rounds} {name}: {runs[name][-1]['wall']:.2f} s", file=sys.stderr)
+                print(f"round {round_ + 1}/{rounds} {name}: {runs[name][-1]['wall']:.2f} s", file=sys.stderr, flush=True)
         differences = {name: largest_difference(runs[name][-1], runs["basic"][-1]) for name in launchers
                        if name != "basic"}
     import torch
 
     device = torch.cuda.get_device_name() if args.gpu and not args.smoke else f"CPU, {torch.get_num_threads()} threads"
     figures = {"device": device, "torch": torch.__version__, "sweep": sweep, "rounds": rounds, "launchers": {}}
-    print(f"{device}, torch {torch.__version__}: `python -m dreamrun -m {' '.join(sweep)}`, medians of {rounds}")
+    print(f"{device}, torch {torch.__version__}: `python -m dreamrun -m {' '.join(sweep)}`, medians of {rounds}", flush=True)
     for name, results in runs.items():
         median = {key: statistics.median(r[key] for r in results) for key in ("wall", "dreaming", "overhead_per_job")}
         figures["launchers"][name] = {**median, "walls": [r["wall"] for r in results],
                                       "largest_pixel_difference_from_basic": differences.get(name, 0)}
         print(f"  {name:16s} wall {median['wall']:6.2f} s   dreaming {median['dreaming']:6.2f} s   "
               f"per-job overhead {median['overhead_per_job']:.2f} s   "
-              f"pixels vs basic: {differences.get(name, 0)}/255 at most")
+              f"pixels vs basic: {differences.get(name, 0)}/255 at most", flush=True)
     for name in launchers:
         if name != "basic":
             ratio = figures["launchers"]["basic"]["wall"] / figures["launchers"][name]["wall"]
             figures["launchers"][name]["speedup"] = ratio
-            print(f"  {name} / basic: {ratio:.2f}x as fast")
+            print(f"  {name} / basic: {ratio:.2f}x as fast", flush=True)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
 

@@ -71,7 +71,7 @@ def main() -> None:
         rows.append(row)
         print(f"{row['precision']:>8} {args.size} px: unfolded {row['unfolded_ms']:.1f} ms/step "
               f"({row['unfolded_batchnorms']} BatchNorms), folded {row['folded_ms']:.1f} ms/step "
-              f"({row['folded_batchnorms']}): {row['speed_up']:.2f}x")
+              f"({row['folded_batchnorms']}): {row['speed_up']:.2f}x", flush=True)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
                                    "threads": torch.get_num_threads(), "repeats": args.repeats, "rows": rows},

@@ -67,11 +67,11 @@ def main() -> None:
             "fp32 NCHW/fp32": [n / f for n, f in zip(row["gains"]["fp32 NCHW"], row["gains"]["fp32"])]}
         rows.append(row)
         print(f"{size} px, mean gain over {args.seeds} seeds: " +
-              ", ".join(f"{name} {value:.3f}x" for name, value in mean.items()))
+              ", ".join(f"{name} {value:.3f}x" for name, value in mean.items()), flush=True)
         print(f"  bf16/fp32 {row['bf16_over_fp32']:.3f} (goal >= 0.95); fp32 NCHW/NHWC "
-              f"{row['nchw_over_nhwc_fp32']:.3f} (rounding alone)")
+              f"{row['nchw_over_nhwc_fp32']:.3f} (rounding alone)", flush=True)
         for name, ratios in row["single_seed_ratios"].items():
-            print(f"  single seeds {name}: " + " ".join(f"{r:.3f}" for r in ratios))
+            print(f"  single seeds {name}: " + " ".join(f"{r:.3f}" for r in ratios), flush=True)
     dreams = next(row.pop("dreams") for row in rows if "dreams" in row)
     width, height = dreams["fp32"].size
     sheet = Image.new("RGB", (2 * width + 8, height), "white")
@@ -82,7 +82,7 @@ def main() -> None:
     RESULTS.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
                                    "threads": torch.get_num_threads(), "seeds": args.seeds, "overrides": base,
                                    "rows": rows}, indent=2) + "\n")
-    print(f"side by side (fp32 | bf16): {SIDE_BY_SIDE}; results: {RESULTS}")
+    print(f"side by side (fp32 | bf16): {SIDE_BY_SIDE}; results: {RESULTS}", flush=True)
 
 
 if __name__ == "__main__":

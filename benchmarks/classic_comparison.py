@@ -120,8 +120,8 @@ def main() -> None:
     model = packaged_lite0()
     activations = {block: BlockActivation(model, int(block.removeprefix("block_"))) for block in args.blocks}
     rows = []
-    print(f"mean gain over {args.seeds} seeds each")
-    print(f"{'photo':<16} {'block':<9} {'classic gain':>12} {'dreamrun gain':>13} {'dreamrun/classic':>16}")
+    print(f"mean gain over {args.seeds} seeds each", flush=True)
+    print(f"{'photo':<16} {'block':<9} {'classic gain':>12} {'dreamrun gain':>13} {'dreamrun/classic':>16}", flush=True)
     with tempfile.TemporaryDirectory() as workdir:
         for photo in args.photos:
             for block in args.blocks:
@@ -140,9 +140,9 @@ def main() -> None:
                 row["ratio"] = row["dreamrun_gain"] / row["classic_gain"]
                 rows.append(row)
                 print(f"{photo.name:<16} {block:<9} {row['classic_gain']:>11.3f}x {row['dreamrun_gain']:>12.3f}x "
-                      f"{row['ratio']:>16.3f}")
+                      f"{row['ratio']:>16.3f}", flush=True)
     worst = min(row["ratio"] for row in rows)
-    print(f"worst dreamrun/classic: {worst:.3f} (goal >= 0.9)")
+    print(f"worst dreamrun/classic: {worst:.3f} (goal >= 0.9)", flush=True)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
                                    "octaves": args.octaves, "steps": args.steps, "seeds": args.seeds, "overrides": args.overrides,

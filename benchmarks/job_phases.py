@@ -112,9 +112,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         one_run(overrides, Path(workdir))  # warm-up: the page cache, not counted
         runs = [one_run(overrides, Path(workdir)) for _ in range(args.runs)]
-    print(f"python -m dreamrun {' '.join(overrides)}: median of {args.runs} runs")
+    print(f"python -m dreamrun {' '.join(overrides)}: median of {args.runs} runs", flush=True)
     for phase in runs[0]:
-        print(f"  {phase:<50} {statistics.median(r[phase] for r in runs):7.3f} s")
+        print(f"  {phase:<50} {statistics.median(r[phase] for r in runs):7.3f} s", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"overrides": overrides, "runs": runs}, indent=1) + "\n")
 

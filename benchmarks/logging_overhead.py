@@ -34,7 +34,7 @@ def main() -> None:
     overrides = overrides or ["model.weights=null"]
     if not any(o.startswith("model.weights") or o.startswith("model=") for o in overrides):
         overrides.append("model.weights=null")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, overrides: {' '.join(overrides)}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, overrides: {' '.join(overrides)}", flush=True)
     times = {"none": [], "tensorboard": []}
     with tempfile.TemporaryDirectory() as workdir:
         job_seconds(overrides, "none", Path(workdir))  # warm-up: imports, allocator, caches
@@ -42,8 +42,8 @@ def main() -> None:
             for log in times:  # interleaved, so drift in machine load hits both alike
                 times[log].append(job_seconds(overrides, log, Path(workdir)))
     plain, logged = statistics.median(times["none"]), statistics.median(times["tensorboard"])
-    print(f"without logging: {plain:.2f} s   with TensorBoard logging: {logged:.2f} s (median of {args.repeats})")
-    print(f"logging overhead: {logged / plain:.3f}x ({(logged - plain) / plain:+.1%})")
+    print(f"without logging: {plain:.2f} s   with TensorBoard logging: {logged:.2f} s (median of {args.repeats})", flush=True)
+    print(f"logging overhead: {logged / plain:.3f}x ({(logged - plain) / plain:+.1%})", flush=True)
 
 
 if __name__ == "__main__":

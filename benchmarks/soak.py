@@ -214,7 +214,7 @@ def main() -> None:
         parser.error(f"unknown soak {sorted(set(kinds) - {'api', 'files', 'sweep'})}: choose api, files or sweep")
     import torch
 
-    print(f"torch {torch.__version__}, {min(2, torch.get_num_threads())} threads, {os.cpu_count()} CPUs")
+    print(f"torch {torch.__version__}, {min(2, torch.get_num_threads())} threads, {os.cpu_count()} CPUs", flush=True)
     figures = []
     for kind in kinds:
         with tempfile.TemporaryDirectory() as workdir:
@@ -222,7 +222,7 @@ def main() -> None:
                 soak, samples = soak_sweep(args.jobs or 50, args.warmup, Path(workdir) / "sweep")
                 if args.samples:
                     print("\n".join(f"  {s.seconds:6.1f} s  {s.done:3d} done  RSS {s.rss:7.1f} MB  "
-                                     f"fds {s.fds}  threads {s.threads}" for s in samples))
+                                     f"fds {s.fds}  threads {s.threads}" for s in samples), flush=True)
             else:
                 soak = soak_in_process(kind, args.jobs or 200, args.warmup, Path(workdir))
         print(soak.report(), flush=True)

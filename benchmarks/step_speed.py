@@ -112,8 +112,8 @@ def flops(step: Callable, image: torch.Tensor) -> int:
 def bench_steps(device: torch.device, repeats: int) -> None:
     peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)), None)
     print("| target | size | naive ms/step | dreamrun ms/step | speed-up | naive peak MB | dreamrun peak MB "
-          "| naive GFLOP/s | dreamrun GFLOP/s |" + (" dreamrun % of bf16 peak |" if peak else ""))
-    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if peak else ""))
+          "| naive GFLOP/s | dreamrun GFLOP/s |" + (" dreamrun % of bf16 peak |" if peak else ""), flush=True)
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if peak else ""), flush=True)
     for height, width in SIZES:
         image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
         for layer in LAYERS:
@@ -146,11 +146,11 @@ def bench_dream(device: torch.device, repeats: int) -> None:
     cfg = cfgs["dreamrun defaults"]
     steps = cfg.octaves * cfg.steps
     print(f"default dream: Inception-v3 {cfg.target and list(cfg.target)}, {image.shape[-1]}x{image.shape[-2]} px, "
-          f"{cfg.octaves} octaves x {cfg.steps} steps, median of {repeats}")
+          f"{cfg.octaves} octaves x {cfg.steps} steps, median of {repeats}", flush=True)
     for name, values in seconds.items():
         median = statistics.median(values)
-        print(f"  {name:18s} {median:6.2f} s  ({1000 * median / steps:.0f} ms/step)")
-    print(f"  speed-up: {statistics.median(seconds['plain fp32 NCHW']) / statistics.median(seconds['dreamrun defaults']):.2f}x")
+        print(f"  {name:18s} {median:6.2f} s  ({1000 * median / steps:.0f} ms/step)", flush=True)
+    print(f"  speed-up: {statistics.median(seconds['plain fp32 NCHW']) / statistics.median(seconds['dreamrun defaults']):.2f}x", flush=True)
 
 
 def bench_memory(device: torch.device, side: int, gpu_limit_gib: float) -> None:
@@ -185,7 +185,7 @@ def bench_memory(device: torch.device, side: int, gpu_limit_gib: float) -> None:
     limit = f" (as a {gpu_limit_gib:g} GiB card)" if device.type == "cuda" else ""
     print(f"{side}x{side} dream (1 octave, 2 steps, Mixed_6c, tile {result['tile_size']} px) on {device}{limit}: "
           f"{result['seconds']:.1f} s, peak RSS {rss_gib:.2f} GiB"
-          + (f", peak GPU memory {result['gpu_peak_gib']:.2f} GiB" if result["gpu_peak_gib"] else ""))
+          + (f", peak GPU memory {result['gpu_peak_gib']:.2f} GiB" if result["gpu_peak_gib"] else ""), flush=True)
 
 
 def main() -> None:
@@ -198,7 +198,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {name}")
+    print(f"torch {torch.__version__}, {name}", flush=True)
     if args.mode == "steps":
         bench_steps(device, args.repeats)
     elif args.mode == "dream":

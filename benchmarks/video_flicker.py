@@ -122,7 +122,7 @@ def main() -> None:
         clip = work / "pan.mp4"
         panning_clip(clip, frames=args.frames, width=args.size[0], height=args.size[1])
         start = time.perf_counter()
-        print("frame-to-frame change after undoing the motion (strength: mean |dream - frame|), levels of 255")
+        print("frame-to-frame change after undoing the motion (strength: mean |dream - frame|), levels of 255", flush=True)
         for blend in args.blends:
             for hold in args.holds:
                 run = measure(clip, work, blend, hold, settings)
