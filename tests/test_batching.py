@@ -122,6 +122,48 @@ def test_batch_invariant_says_whether_a_batch_computes_an_image_as_alone(compose
     assert batching.batch_invariant(Doubling(skew), compose_cfg(*BASE), torch.rand(1, 3, 64, 96)) is invariant
 
 
+class SkewedAbove(Doubling):
+    """Computes an image as alone in batches of up to `fine` images, otherwise not."""
+
+    def __init__(self, fine: int):
+        super().__init__(1e-6)
+        self.fine = fine
+
+    def forward(self, images):
+        return {"a": images * self.scale + (self.skew if len(images) > self.fine else 0.0)}
+
+
+def test_batch_invariance_is_checked_at_the_size_of_the_groups_batch(compose_cfg):
+    """Kernels are chosen by batch size (cuDNN's heuristics, oneDNN's blocking): a batch of 3 that
+    computes each image as alone says nothing about a batch of 5."""
+    image = torch.rand(1, 3, 64, 96)
+    assert batching.batch_invariant(SkewedAbove(3), compose_cfg(*BASE), image, batch=3)
+    assert not batching.batch_invariant(SkewedAbove(3), compose_cfg(*BASE), image, batch=5)
+
+
+def test_an_exact_group_that_cannot_batch_says_so_and_checks_as_it_dreams(compose_cfg, tmp_path, passes,
+                                                                         monkeypatch, caplog):
+    """The check and the dream run under the same flags (cuDNN's deterministic algorithms, no autotuning):
+    what the check saw is what the dream gets. Where batches differ, the jobs dream one image at a time,
+    and the log says why and how to batch them anyway."""
+    seen = []
+
+    def not_invariant(net, cfg, image, batch):
+        seen.append((batch, torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark))
+        return False
+
+    monkeypatch.setattr(batching, "batch_invariant", not_invariant)
+    jobs = _jobs(compose_cfg, tmp_path, DIFFERENT)
+    dream_together(jobs)
+    assert seen == [(3, True, False)]
+    assert set(passes) == {1}
+    assert any("exact=true" in r.getMessage() and "one image at a time" in r.getMessage()
+               and "hydra.launcher.exact=false" in r.getMessage() for r in caplog.records)
+    assert torch.backends.cudnn.deterministic is False  # the process's own setting is back
+    for job in jobs:
+        assert json.loads((job.run_dir / "result.json").read_text())["status"] == "completed"
+
+
 def test_inexact_batches_serve_several_jobs_per_pass(compose_cfg, tmp_path, passes):
     jobs = _jobs(compose_cfg, tmp_path, DIFFERENT)
     dream_together(jobs, exact=False)

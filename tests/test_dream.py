@@ -227,21 +227,6 @@ def test_an_octaves_dream_is_carried_to_full_size_with_its_detail():
     assert brighter.shape == image.shape and 0.05 < (brighter - image).mean() < 0.1
 
 
-@pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_cudnn_autotuning_is_on_only_while_a_dream_runs(device):
-    """A notebook's other work keeps its own cudnn.benchmark setting."""
-    from dreamrun.jobs.skeleton import cudnn_autotuned
-
-    saved = torch.backends.cudnn.benchmark
-    try:
-        torch.backends.cudnn.benchmark = False
-        with cudnn_autotuned(torch.device(device)):
-            assert torch.backends.cudnn.benchmark is (device == "cuda")
-        assert torch.backends.cudnn.benchmark is False
-    finally:
-        torch.backends.cudnn.benchmark = saved
-
-
 def test_an_input_path_means_that_image_even_without_input_image(compose_cfg):
     photo = Path(__file__).parent / "photos" / "chelsea.jpg"
     given = load_input(compose_cfg(*TINY, f"input.path={photo}"), torch.Generator())

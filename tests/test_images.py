@@ -1,8 +1,15 @@
+import threading
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from dreamrun.core import engine
 from dreamrun.errors import DreamError
+from dreamrun.jobs.dream import DreamJob
+from dreamrun.jobs.skeleton import run_job
+from dreamrun.outputs import octave_images
 from dreamrun.outputs.files import save_png
 from dreamrun.outputs.images import load_image, resize_long_side, sample_image, to_pil, to_tensor
 
@@ -90,3 +97,51 @@ def test_results_get_the_usual_file_permissions(tmp_path):
     save_png(Image.new("RGB", (4, 4)), tmp_path / "dream.png")
     (tmp_path / "plain").write_bytes(b"")
     assert (tmp_path / "dream.png").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
+
+
+def test_octave_images_are_encoded_off_the_dreams_thread_in_order(tmp_path, monkeypatch):
+    """A GPU step can be shorter than encoding a PNG: the dream goes on while another thread writes."""
+    written = []
+    real_save = octave_images.save_png
+
+    def save_png(image, path):
+        written.append((threading.current_thread() is threading.main_thread(), path.name))
+        real_save(image, path)
+
+    monkeypatch.setattr(octave_images, "save_png", save_png)
+    observer = octave_images.OctaveImages(tmp_path)
+    engine.dream(torch.rand(1, 3, 48, 48), lambda x: x.pow(2).mean(), octaves=3, octave_scale=1.4, steps=2,
+                 step_size=0.01, max_shift=0, generator=torch.Generator(), observers=[observer])
+    observer.close()
+    assert written == [(False, f"octave_{i}.png") for i in range(3)]
+    assert all((tmp_path / f"octave_{i}.png").is_file() for i in range(3))
+
+
+def test_an_interrupted_dream_keeps_every_octave_image_it_reached(compose_cfg, tmp_path, monkeypatch):
+    real_step, calls = engine.ascent_step, []
+
+    def step(*args, **kwargs):  # interrupted in the last octave, after two octave images were handed over
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "ascent_step", step)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(DreamJob, compose_cfg("model=efficientnet_lite0", "input.size=128", "octaves=3", "steps=2",
+                                      "device=cpu", "log=none"), tmp_path, progress=False)
+    assert [Image.open(tmp_path / f"octave_{i}.png").size for i in range(2)] == [(65, 43), (91, 61)]
+    assert not (tmp_path / "octave_2.png").exists() and (tmp_path / "interrupted.png").is_file()
+
+
+def test_a_failed_octave_image_write_fails_the_job(tmp_path, monkeypatch):
+    """Disk full in the writer's thread is not swallowed: it reaches the job at the next octave or its end."""
+    def save_png(image, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(octave_images, "save_png", save_png)
+    observer = octave_images.OctaveImages(tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        engine.dream(torch.rand(1, 3, 48, 48), lambda x: x.pow(2).mean(), octaves=3, octave_scale=1.4, steps=1,
+                     step_size=0.01, max_shift=0, generator=torch.Generator(), observers=[observer])
+        observer.close()

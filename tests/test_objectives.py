@@ -111,3 +111,29 @@ def test_scaling_and_negating_a_term_keeps_its_reduction():
     scaled = -0.5 * Term("a", reduction="mean")
     assert [(t.reduction, t.weight) for t in scaled.terms] == [("mean", -0.5)]
     assert scaled(ACTS).item() == pytest.approx(-0.5 * ACTS["a"].mean().item())
+
+
+def test_channels_are_selected_with_an_index_made_once():
+    """A Python list as an index is a new tensor copied to the device at every use: on a GPU, a wait for
+    the host at every step and tile. The index is made once per device and reused."""
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops[str(func.overloadpacket)] += 1
+            return func(*args, **(kwargs or {}))
+
+    acts = {"a": torch.randn(2, 8, 5, 5)}
+    scattered, run = Term("a", channels=(6, 1, 3)), Term("a", channels=(2, 3, 4))
+    assert torch.equal(scattered.select(acts), acts["a"][:, [6, 1, 3]])  # the reference: list indexing
+    assert torch.equal(run.select(acts), acts["a"][:, 2:5])
+    with Ops() as counted:
+        scattered.select(acts)
+        run.select(acts)
+    assert dict(counted.ops) == {"aten.index_select": 1, "aten.slice": 1}

@@ -69,3 +69,62 @@ def test_compiled_network_dreams_the_same(compose_cfg):
     eager = run_dream(compose_cfg(*base), image).image
     compiled = run_dream(compose_cfg(*base, "compile=true"), image).image  # two octave sizes, one graph
     assert (compiled - eager).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("capability, dtype", [((6, 1), None), ((7, 5), None), ((8, 0), torch.bfloat16),
+                                               ((9, 0), torch.bfloat16)])
+def test_auto_picks_bf16_on_cards_that_have_bf16_tensor_cores_only(monkeypatch, capability, dtype):
+    """is_bf16_supported() is true on pre-Ampere cards too, where bf16 is emulated and slower than fp32;
+    and auto asks about the job's own card, cuda:1 here, not whichever is current."""
+    asked = []
+
+    def get_device_capability(device=None):
+        asked.append(torch.device(device).index)
+        return capability if asked[-1] == 1 else (9, 0)
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", get_device_capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert autocast_dtype("auto", torch.device("cuda:1")) is dtype
+    assert asked == [1]
+
+
+def test_tf32_is_fp32_arithmetic_for_the_network():
+    """TF32 is a CUDA backend switch (nets.backends), not an autocast dtype."""
+    assert autocast_dtype("tf32", torch.device("cpu")) is None
+    assert autocast_dtype("tf32", torch.device("cuda")) is None
+
+
+def normalised(grad: torch.Tensor) -> torch.Tensor:
+    # the gradients here are ~1e-14: cosine_similarity's eps would swamp their norms
+    return (grad / grad.abs().max()).flatten()
+
+
+def test_fp16_dreams_as_fp32_does(compose_cfg):
+    """A randomly initialised Inception-v3's gradient at Mixed_6c is ~1e-10 where the network ends: in
+    fp16 without a loss scale every gradient rounds to zero and the image never moves (gain 1.0). With
+    one, the fp16 gradient points where the fp32 one does, and the dream gains as much."""
+    from dreamrun.core.tiles import gradient
+
+    results, grads = {}, {}
+    for precision in ("fp32", "fp16"):
+        cfg = compose_cfg("model.weights=null", "target=mixed_6c", "input.size=128", "octaves=1", "steps=3",
+                          "device=cpu", "log=none", f"precision={precision}")
+        image = load_input(cfg, torch.Generator().manual_seed(0))
+        dreamer = prepare(cfg, *image.shape[-2:])
+        grads[precision] = normalised(gradient(image, dreamer)[0])
+        results[precision] = run_dream(cfg, image, dreamer=dreamer).metrics["gain"]
+    assert torch.isfinite(grads["fp16"]).all()
+    assert torch.nn.functional.cosine_similarity(grads["fp16"], grads["fp32"], dim=0) > 0.95
+    assert results["fp16"] > 1.2 and results["fp16"] == pytest.approx(results["fp32"], rel=0.1)
+
+
+def test_fp16_follows_a_pretrained_networks_gradient(compose_cfg):
+    """Lite0's real weights: 17% of block_12's gradients are subnormal in fp16 without a scale."""
+    from dreamrun.core.tiles import gradient
+
+    grads = {}
+    for precision in ("fp32", "fp16"):
+        cfg = compose_cfg(*TINY, "octaves=1", f"precision={precision}")
+        image = load_input(cfg, torch.Generator().manual_seed(0))
+        grads[precision] = normalised(gradient(image, prepare(cfg, *image.shape[-2:]))[0])
+    assert torch.nn.functional.cosine_similarity(grads["fp16"], grads["fp32"], dim=0) > 0.95

@@ -166,3 +166,40 @@ def test_logged_images_can_be_shrunk(compose_cfg, tmp_path):
         assert all(max(e.height, e.width) == 40 for e in events.Images(tag)), tag
     with Image.open(tmp_path / "dream.png") as dream:
         assert dream.size == (120, 80)  # the run dir keeps full size
+
+
+class FakeCudaEvent:
+    """A CUDA event on a GPU whose every step takes 0.25 s, however soon the host has queued it."""
+
+    gpu_seconds = 0.0
+
+    def __init__(self, enable_timing=False):
+        assert enable_timing
+        self.at = None
+
+    def record(self):
+        FakeCudaEvent.gpu_seconds += 0.25
+        self.at = FakeCudaEvent.gpu_seconds
+
+    def synchronize(self):
+        pass
+
+    def elapsed_time(self, end):  # milliseconds, as torch.cuda.Event's
+        return (end.at - self.at) * 1000
+
+
+def test_step_seconds_on_cuda_are_the_gpus_time_not_the_hosts(tmp_path, monkeypatch):
+    """On CUDA the host only queues a step and returns: its clock would time the queueing."""
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    from dreamrun.outputs.tensorboard import TensorBoardLogger
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeCudaEvent)
+    writer = SummaryWriter(str(tmp_path))
+    logger = TensorBoardLogger(writer, device=torch.device("cuda"))
+    engine.dream(torch.full((1, 3, 32, 32), 0.5), lambda x: x.pow(2).mean(), octaves=2, octave_scale=1.4, steps=3,
+                 step_size=0.01, max_shift=0, generator=torch.Generator(), observers=[logger])
+    logger.close()
+    seconds = [e.value for e in read_run(tmp_path).Scalars("dream/step_seconds")]
+    assert seconds == [pytest.approx(0.25)] * 6

@@ -206,3 +206,26 @@ def test_an_explicit_tile_size_tiles_where_tiles_are_inexact_and_says_why(compos
     assert dreamer.tile_size == 128
     assert any("tile.size=128: tiled gradients are approximate" in r.getMessage()
                and "reduction=l2" in r.getMessage() for r in caplog.records)
+
+
+def test_free_cuda_memory_counts_what_pytorchs_cache_holds_unused(monkeypatch):
+    """The card's own count calls the allocator's cached blocks taken: the later jobs of a sweep or a
+    notebook loop would get ever smaller tiles and batches."""
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 8000))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 900)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 300)
+    assert tiles.free_memory(torch.device("cuda:0")) == 1000 + 600
+
+
+def test_auto_measures_nothing_for_an_image_no_tile_is_smaller_than():
+    probed = []
+
+    def objective(image):
+        probed.append(image.shape)
+        return image.pow(2).sum()
+
+    cpu = torch.device("cpu")
+    assert resolve_tile_size("auto", objective, cpu, 75, long_side=192) == (None, None)  # 192: the least tile
+    assert probed == []
+    resolve_tile_size("auto", objective, cpu, 75, long_side=193)
+    assert probed  # a bigger image might need tiles: what a pixel costs is measured

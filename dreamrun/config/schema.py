@@ -52,8 +52,9 @@ class JitterConfig:
 
 
 class Precision(Enum):
-    auto = "auto"  # bf16 on CUDA and on CPUs with fast bf16 (AVX512-BF16, AMX), else fp32
-    fp32 = "fp32"
+    auto = "auto"  # bf16 on CUDA cards from Ampere on and on CPUs with fast bf16 (AVX512-BF16, AMX), else fp32
+    fp32 = "fp32"  # true fp32, on CUDA too (no TF32)
+    tf32 = "tf32"  # fp32 whose CUDA convolutions and matmuls run on TF32 tensor cores (on the CPU: fp32)
     bf16 = "bf16"
     fp16 = "fp16"
 

@@ -9,6 +9,7 @@ does not grow with image size and can be compared across octaves and images. A g
 instead measures how well the layer's features match a guide image's (see guide_match).
 """
 import difflib
+import functools
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -31,6 +32,13 @@ REDUCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "l2": root_mean_square,
     "mean": lambda x: x.mean(),
 }
+
+
+@functools.lru_cache(maxsize=256)
+def channel_index(channels: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """channels as an index tensor on device, made once: a Python list as an index is copied to the
+    device again at every use, a wait for the host in every step on a GPU."""
+    return torch.tensor(channels, device=device)
 
 
 def guide_match(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
@@ -59,7 +67,12 @@ class Term:
     def select(self, activations: Activations) -> torch.Tensor:
         """The layer's activation, only this term's channels: (B, C', H, W)."""
         x = activations[self.layer]  # (B, C, H, W)
-        return x if self.channels is None else x[:, list(self.channels)]
+        if self.channels is None:
+            return x
+        first = self.channels[0]
+        if self.channels == tuple(range(first, first + len(self.channels))):
+            return x[:, first:first + len(self.channels)]  # a run of channels: a view
+        return x.index_select(1, channel_index(self.channels, x.device))
 
     def activation(self, activations: Activations) -> torch.Tensor:
         selected = self.select(activations)

@@ -72,9 +72,11 @@ def gradient(image: torch.Tensor, objective: ObjectiveFn,
 
 
 def free_memory(device: torch.device) -> Optional[int]:
-    """Bytes free on device now; None where it cannot be told."""
+    """Bytes free on device now, counting what PyTorch's caching allocator holds unused (the card's own
+    count does not: an earlier job's or step's blocks would look taken); None where it cannot be told."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return torch.cuda.mem_get_info(device)[0] + cached
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
@@ -140,6 +142,8 @@ def resolve_tile_size(setting: Any, objective: Callable[[torch.Tensor], Any], de
     if setting in NEVER_TILE:
         return None, None
     if setting == "auto":
+        if long_side is not None and long_side <= min_tile_size(min_side):
+            return None, None  # no tile is smaller than this image: nothing to measure
         side = auto_tile_size(objective, device, min_side)
         if not obstacle:
             return side, None

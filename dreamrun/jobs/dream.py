@@ -21,7 +21,8 @@ from dreamrun.core.octaves import check_octaves, resize
 from dreamrun.jobs.dreamer import (Dreamer, build_dreamer, compile_target, configured_gradient_filter, describe,
                                    setup_device)
 from dreamrun.jobs.record import OUTPUT_FILES
-from dreamrun.jobs.skeleton import JobKind, JobResult, cudnn_autotuned, validate
+from dreamrun.jobs.skeleton import JobKind, JobResult, validate
+from dreamrun.nets.backends import backend_settings
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil
 from dreamrun.outputs.octave_images import OctaveImages
@@ -45,7 +46,7 @@ def prepare(cfg: DreamConfig, height: int, width: int, **shared: Any) -> Dreamer
     validate(cfg)
     objective = compile_target(cfg)
     check_octaves(height, width, cfg.octaves, cfg.octave_scale, cfg.model.min_size)
-    return build_dreamer(cfg, objective, setup_device(cfg), **shared)
+    return build_dreamer(cfg, objective, setup_device(cfg), long_side=max(height, width), **shared)
 
 
 def objective_gain(before: float, after: float) -> Optional[float]:
@@ -65,7 +66,7 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
     image = image.to(device)
     before = dreamer.activations(image)
     start = time.perf_counter()
-    with cudnn_autotuned(device):
+    with backend_settings(dreamer.backends):
         dreamed = engine.dream(
             image, dreamer,
             octaves=cfg.octaves, octave_scale=cfg.octave_scale, steps=cfg.steps,
@@ -124,7 +125,7 @@ class DreamJob(JobKind):
             self.board = TensorBoardLogger(
                 writer, feature_maps=dreamer.feature_maps, recent_feature_maps=dreamer.recent_feature_maps,
                 image_every=logging_.image_every, image_max_side=logging_.image_max_side,
-                heatmaps=logging_.heatmaps, histograms=logging_.histograms)
+                heatmaps=logging_.heatmaps, histograms=logging_.histograms, device=dreamer.device)
             self.board.log_image("dream/input", image, 0)
             observers.append(self.board)
         return observers

@@ -8,11 +8,12 @@ from typing import Any, Optional
 import torch
 from omegaconf import OmegaConf
 
-from dreamrun.config.schema import DreamConfig
+from dreamrun.config.schema import DreamConfig, Mode
 from dreamrun.core.gradient_filters import GradientFilter, gradient_filter
 from dreamrun.core.objectives import Objective, check_channels, guided, parse_target
 from dreamrun.core.tiles import resolve_tile_size
 from dreamrun.errors import DreamError
+from dreamrun.nets.backends import BackendSettings, autotune
 from dreamrun.nets.build import build_model, class_names
 from dreamrun.nets.feature_net import FeatureNet, channel_counts, feature_net
 from dreamrun.nets.precision import autocast_dtype
@@ -29,6 +30,8 @@ class Dreamer:
     objective: Objective
     device: torch.device
     tile_size: Optional[int] = None  # gradient tiles of at most this side; None: whole image
+    # the CUDA flags it dreams under; None where jobs dreaming together share a network and its launcher sets them
+    backends: Optional[BackendSettings] = None
     _recent: tuple | None = field(default=None, repr=False)
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -93,10 +96,11 @@ def compile_target(cfg: DreamConfig) -> Objective:
 
 
 def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device,
-                  net: Optional[FeatureNet] = None, dreamer_class: type[Dreamer] = Dreamer) -> Dreamer:
+                  net: Optional[FeatureNet] = None, dreamer_class: type[Dreamer] = Dreamer,
+                  long_side: Optional[int] = None) -> Dreamer:
     """A dreamer of objective as cfg says: on a network built for it, or on net if given (cut at least at
     the objective's layers and configured), shared by jobs dreaming together, whose launcher decides
-    on tiles (it does not tile)."""
+    on tiles (it does not tile) and the CUDA settings. long_side: of the image it will dream, where known."""
     own = net is None
     if own:
         net = build_network(cfg, objective.layers, device)
@@ -113,10 +117,11 @@ def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device,
     dreamer = dreamer_class(net, objective, device)
     if not own:
         return dreamer
+    dreamer.backends = backend_settings_for(cfg, device)
     obstacle = objective.tiling_obstacle() or (None if cfg.model.tileable else (
         f"{cfg.model.name}'s unpadded convolutions shrink each tile's feature maps (model.tileable=false)"))
     dreamer.tile_size, note = resolve_tile_size(cfg.tile.size, dreamer, device, cfg.model.min_size, obstacle,
-                                                long_side=cfg.input.size)
+                                                long_side=long_side or cfg.input.size)
     if note:
         log.warning(note)
     return dreamer
@@ -142,6 +147,22 @@ def network_channels(net: FeatureNet, cfg: DreamConfig, device: torch.device) ->
     except RuntimeError as e:  # the probe is the network's smallest input: too small for its layers
         raise DreamError(f"{cfg.model.name} cannot take a {cfg.model.min_size} px input, its model.min_size "
                          f"({' '.join(str(e).split())[:160]}): raise model.min_size") from None
+
+
+def steps_per_size(cfg: DreamConfig) -> int:
+    """How many steps in a row a job dreams at one image size: a dream's octave, or every frame of a zoom
+    or video after the first (their frames keep one size)."""
+    if cfg.mode == Mode.zoom:
+        return cfg.zoom.frames * cfg.zoom.steps_per_frame
+    if cfg.mode == Mode.video:
+        frames = cfg.video.max_frames or 1000  # every frame of a video of unknown length: many
+        return frames * cfg.video.steps_per_frame
+    return cfg.steps
+
+
+def backend_settings_for(cfg: DreamConfig, device: torch.device, deterministic: bool = False) -> BackendSettings:
+    return BackendSettings(autotune=autotune(device, steps_per_size(cfg)), tf32=_name(cfg.precision) == "tf32",
+                           deterministic=deterministic)
 
 
 def configured_gradient_filter(cfg: DreamConfig) -> Optional[GradientFilter]:

@@ -10,10 +10,10 @@ differs: its own checks, its input, its network, its observers and its loop.
 """
 import logging
 import math
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
@@ -26,6 +26,7 @@ from dreamrun.errors import DreamError
 from dreamrun.jobs import interrupts
 from dreamrun.jobs.dreamer import Dreamer
 from dreamrun.jobs.record import COMPLETED, FAILED, INTERRUPTED, JobRecord, clear_results
+from dreamrun.nets.backends import backend_settings
 from dreamrun.outputs.files import save_png
 from dreamrun.outputs.images import load_image, noise, resize_long_side, sample_image, to_pil, to_tensor
 from dreamrun.outputs.tensorboard import log_config
@@ -113,7 +114,7 @@ def _live(job: JobKind) -> JobResult:
         for observer in observers:
             stack.callback(observer.close)  # a failed or interrupted run keeps what it logged
         try:
-            with logging_redirect_tqdm(), cudnn_autotuned(dreamer.device):  # log lines print above the bar
+            with logging_redirect_tqdm(), backend_settings(dreamer.backends):  # log lines print above the bar
                 return job.run(image, dreamer, observers)
         except KeyboardInterrupt:
             job.interrupted(image, last)
@@ -180,18 +181,6 @@ def load_input(cfg: DreamConfig, generator: torch.Generator) -> torch.Tensor:
     else:
         image = sample_image()
     return to_tensor(resize_long_side(image, cfg.input.size))
-
-
-@contextmanager
-def cudnn_autotuned(device: torch.device) -> Iterator[None]:
-    """cudnn.benchmark on CUDA while the block runs (each octave's size is tuned once, then reused),
-    then as it was: a notebook's other work keeps its own setting."""
-    previous = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = previous or device.type == "cuda"
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = previous
 
 
 def _out_of_memory(error: Exception) -> bool:

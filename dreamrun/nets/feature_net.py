@@ -1,6 +1,8 @@
 """The network dreamrun dreams with: the model cut after its deepest target layer, rewritten for speed
-(BatchNorm folded, average pools as convolutions) and returning every target's activation."""
-from typing import Mapping, Optional
+(BatchNorm folded, average pools as convolutions, an input transform folded into the normalisation,
+weights cast once for autocast) and returning every target's activation."""
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Optional
 
 import torch
 from torch import fx, nn
@@ -8,14 +10,14 @@ from torch import fx, nn
 from dreamrun.config.schema import ModelConfig
 from dreamrun.errors import DreamError
 from dreamrun.nets.module_paths import ModulePathTracer
-from dreamrun.nets.rewrites import speed_up
+from dreamrun.nets.rewrites import cast_autocast_weights, speed_up
 
 
 class FeatureNet(nn.Module):
     """Image (B, 3, H, W) in [0, 1] -> {layer: activation}, the network cut after the deepest layer.
 
     Speed settings (see configure): channels_last memory format and autocast to bf16/fp16;
-    activations then come out in that dtype, the input stays fp32.
+    activations then come out in bf16 (fp16: in fp32, see forward), the input stays fp32.
     """
 
     def __init__(self, model: nn.Module, layers: Mapping[str, str], mean: list[float], std: list[float], *,
@@ -24,14 +26,17 @@ class FeatureNet(nn.Module):
         self.channels_last = False
         self.autocast_dtype: Optional[torch.dtype] = None
         self.channels: Optional[dict[str, int]] = None  # each layer's channel count, once probed
-        # the layers up to the cut, rewritten: a copy of them, unless the model was built for this net alone
-        self.body = speed_up(cut(model, layers), in_place=owns_model)
+        with input_transform_folded(model, mean, std) as (mean, std):
+            # the layers up to the cut, rewritten: a copy of them, unless the model was built for this net alone
+            self.body = speed_up(cut(model, layers), in_place=owns_model)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
 
     def configure(self, *, channels_last: bool, autocast_dtype: Optional[torch.dtype], compile: bool) -> "FeatureNet":
         self.channels_last = channels_last
         self.autocast_dtype = autocast_dtype
+        if autocast_dtype is not None:
+            cast_autocast_weights(self.body, autocast_dtype)
         if channels_last:
             self.body = self.body.to(memory_format=torch.channels_last)
         if compile:
@@ -43,9 +48,82 @@ class FeatureNet(nn.Module):
         x = (image - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        scaler = GradientScale() if self.autocast_dtype == torch.float16 else None
+        if scaler is not None:
+            x = UnscaledInputGradient.apply(x, scaler)
         with torch.autocast(x.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
-            return self.body(x)
+            acts = self.body(x)
+        if scaler is None:
+            return acts
+        names = list(acts)
+        return dict(zip(names, ScaledActivationGradients.apply(scaler, *(acts[name].float() for name in names))))
+
+
+class GradientScale:
+    """fp16's loss scale for one forward pass, a power of two chosen from the gradient it scales.
+
+    An objective averages over feature maps, so its gradient there is a small fraction of the activation
+    (a randomly initialised Inception-v3's is ~1e-10 at Mixed_6c): in fp16 (smallest number 6e-8) it would
+    round to zero on its way back through the network, and the image would never move. Scaled so that its
+    largest element is 2**LARGEST_EXPONENT, it keeps fp16's precision with room to grow through the layers
+    below 65504. The scale is a tensor chosen on the device in the backward pass: no wait for the GPU.
+    """
+
+    LARGEST_EXPONENT = 8
+
+    def __init__(self):
+        self.value: Optional[torch.Tensor] = None
+
+
+class ScaledActivationGradients(torch.autograd.Function):
+    """Identity on the activations (fp32); backward scales their gradients before autocast casts them to fp16."""
+
+    @staticmethod
+    def forward(ctx, scaler: GradientScale, *activations: torch.Tensor):
+        ctx.scaler = scaler
+        return tuple(act.view_as(act) for act in activations)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor):
+        largest = torch.stack([grad.abs().amax() for grad in grads]).amax().clamp_min(torch.finfo(torch.float32).tiny)
+        ctx.scaler.value = torch.exp2(GradientScale.LARGEST_EXPONENT - torch.ceil(torch.log2(largest)))
+        return (None, *(grad * ctx.scaler.value for grad in grads))
+
+
+class UnscaledInputGradient(torch.autograd.Function):
+    """Identity on the normalised input; backward divides the scale out again, in fp32."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scaler: GradientScale) -> torch.Tensor:
+        ctx.scaler = scaler
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad / ctx.scaler.value, None
+
+
+@contextmanager
+def input_transform_folded(model: nn.Module, mean: list[float], std: list[float]) -> Iterator[tuple[list, list]]:
+    """For a torchvision model that rescales its input itself (Inception-v3's and GoogLeNet's
+    transform_input: a per-channel a * x + b on the normalised image, as a dozen small ops every
+    forward), the normalisation that gives that rescaled input in one step, while the model is traced
+    without its transform. Other models: mean and std as they are."""
+    if not getattr(model, "transform_input", False) or not hasattr(model, "_transform_input"):
+        yield mean, std
+        return
+    with torch.no_grad():
+        offset = model._transform_input(torch.zeros(1, 3, 1, 1)).flatten()  # b
+        slope = model._transform_input(torch.ones(1, 3, 1, 1)).flatten() - offset  # a
+    mean_t, std_t = torch.tensor(mean), torch.tensor(std)
+    # a * (image - mean) / std + b == (image - (mean - b * std / a)) / (std / a)
+    folded = (mean_t - offset * std_t / slope).tolist(), (std_t / slope).tolist()
+    model.transform_input = False
+    try:
+        yield folded
+    finally:
+        model.transform_input = True
 
 
 def cut(model: nn.Module, layers: Mapping[str, str]) -> fx.GraphModule:

@@ -4,7 +4,9 @@
   the graph calls the convolution as a module (torchvision's nn.Conv2d) or as F.conv2d on its
   weights (what tracing leaves of EfficientNet-Lite's padded Conv2d subclass).
 - avg_pool2d as a depthwise convolution with a box kernel: the same sums, but on CPU its
-  backward runs 10-16x faster (0.5 vs 7.9 ms for a 768x30x30 map in bf16 here).
+  backward runs several times faster (benchmarks/README.md).
+- for autocast, the weights of the convolutions and linear layers cast once to its dtype: autocast
+  would cast them again at every forward (it caches casts only of weights that require grad).
 """
 import copy
 from collections import Counter
@@ -22,10 +24,16 @@ class BoxFilter(nn.Module):
     def __init__(self, kernel: int, stride: int, padding: int):
         super().__init__()
         self.kernel, self.stride, self.padding = kernel, stride, padding
+        self.kernels: dict[tuple, torch.Tensor] = {}  # (channels, dtype, device) -> (C, 1, k, k), made once
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
-        weight = x.new_full((1, 1, self.kernel, self.kernel), 1.0 / self.kernel**2).expand(channels, 1, -1, -1)
+        key = (channels, x.dtype, x.device)
+        weight = self.kernels.get(key)
+        if weight is None:
+            weight = torch.full((channels, 1, self.kernel, self.kernel), 1.0 / self.kernel**2,
+                                dtype=x.dtype, device=x.device)
+            self.kernels[key] = weight
         return F.conv2d(x, weight, stride=self.stride, padding=self.padding, groups=channels)
 
 
@@ -121,6 +129,24 @@ def fold_batchnorm(module: fx.GraphModule) -> fx.GraphModule:
             module.graph.erase_node(node)
     module.delete_all_unused_submodules()
     module.recompile()
+    return module
+
+
+def cast_autocast_weights(module: fx.GraphModule, dtype: torch.dtype) -> fx.GraphModule:
+    """The weights and biases of every convolution and linear layer the graph calls, cast to dtype: what
+    autocast casts them to at every forward, so the arithmetic is the same, done once."""
+    tensors = []
+    for node in module.graph.nodes:
+        if node.op == "call_module" and isinstance(module.get_submodule(node.target), (nn.Conv2d, nn.Linear)):
+            layer = module.get_submodule(node.target)
+            tensors += [layer.weight, layer.bias]
+        elif node.op == "call_function" and node.target in (torch.conv2d, F.conv2d, F.linear):
+            tensors += [module.get_parameter(arg.target) for arg in node.args[1:3]
+                        if isinstance(arg, fx.Node) and arg.op == "get_attr"]
+    with torch.no_grad():
+        for tensor in tensors:
+            if tensor is not None and tensor.is_floating_point():
+                tensor.data = tensor.data.to(dtype)
     return module
 
 

@@ -42,11 +42,32 @@ LAYOUT = {
 }
 
 
+class StepClock:
+    """Marks between which a step ran, and the seconds between two of them: on CUDA the GPU's own time
+    (events it records as it reaches them: the host only queues the work), elsewhere the host's clock."""
+
+    def __init__(self, device: torch.device = torch.device("cpu")):
+        self.cuda = device.type == "cuda"
+
+    def mark(self) -> Any:
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def seconds(self, start: Any, end: Any) -> float:
+        if not self.cuda:
+            return end - start
+        end.synchronize()
+        return start.elapsed_time(end) / 1000
+
+
 class TensorBoardLogger(Observer):
     def __init__(self, writer: SummaryWriter, *, feature_maps: Optional[FeatureMaps] = None,
                  recent_feature_maps: Optional[RecentFeatureMaps] = None,
                  image_every: int = 0, image_max_side: Optional[int] = None,
-                 heatmaps: bool = True, histograms: bool = True):
+                 heatmaps: bool = True, histograms: bool = True, device: torch.device = torch.device("cpu")):
         self.writer = writer
         self.feature_maps = feature_maps
         self.recent_feature_maps = recent_feature_maps
@@ -55,19 +76,20 @@ class TensorBoardLogger(Observer):
         self.image_max_side = image_max_side
         self.heatmaps = heatmaps
         self.histograms = histograms
-        self.pending: list[tuple[int, dict[str, torch.Tensor], dict[str, float]]] = []
+        self.pending: list[tuple[int, dict[str, torch.Tensor], dict[str, float], tuple]] = []
         self.sizes: list[tuple[int, int]] = []
         self.steps = 0
-        self.clock = time.perf_counter()
+        self.clock = StepClock(device)
+        self.step_start = self.clock.mark()
 
     def on_dream_start(self, *, sizes, steps):
         self.sizes = sizes
         self.steps = steps
         self.writer.add_custom_scalars(LAYOUT)
-        self.clock = time.perf_counter()
+        self.step_start = self.clock.mark()
 
     def on_step(self, *, octave, step, global_step, values, image, shift):
-        now = time.perf_counter()
+        step_marks = (self.step_start, self.clock.mark())
         self.last_shift = shift
         height, width = self.sizes[octave]
         tensors = {
@@ -75,14 +97,13 @@ class TensorBoardLogger(Observer):
             "dream/grad_norm": values["grad_norm"],
             **{name: value for name, value in values.items() if name.startswith("act/")},
         }
-        numbers = {"dream/step_seconds": now - self.clock, "dream/octave": octave,
-                   "dream/height": height, "dream/width": width}
-        # tensors stay on the device until the octave ends: no GPU sync inside the step loop
-        self.pending.append((global_step, tensors, numbers))
+        numbers = {"dream/octave": octave, "dream/height": height, "dream/width": width}
+        # tensors and CUDA events stay on the device until the octave ends: no GPU sync inside the step loop
+        self.pending.append((global_step, tensors, numbers, step_marks))
         last_of_octave = step == self.steps - 1  # logged as dream/octave_end instead
         if self.image_every and (global_step + 1) % self.image_every == 0 and not last_of_octave:
             self.log_image("dream/progress", image, global_step)
-        self.clock = time.perf_counter()  # the logging above is not the step's time
+        self.step_start = self.clock.mark()  # the logging above is not the step's time
 
     def on_octave_end(self, *, octave, global_step, image):
         self.write_pending()
@@ -95,7 +116,7 @@ class TensorBoardLogger(Observer):
                     self.log_image(f"heatmap/{name}", colours, step)
                 if self.histograms:
                     log_histogram(self.writer, f"hist/{name}", activation, step)
-        self.clock = time.perf_counter()
+        self.step_start = self.clock.mark()
 
     def octave_end_maps(self, image: torch.Tensor) -> dict[str, tuple[torch.Tensor, tuple[int, int]]]:
         """Each target's activation map with the roll it was seen under.
@@ -119,13 +140,13 @@ class TensorBoardLogger(Observer):
     def write_pending(self) -> None:
         if not self.pending:
             return
-        steps = [step for step, _, _ in self.pending]
+        steps = [step for step, _, _, _ in self.pending]
         for name in self.pending[0][1]:
-            column = torch.stack([tensors[name].float() for _, tensors, _ in self.pending]).tolist()
+            column = torch.stack([tensors[name].float() for _, tensors, _, _ in self.pending]).tolist()
             for step, value in zip(steps, column):
                 self.writer.add_scalar(name, value, step)
-        for step, _, numbers in self.pending:
-            for name, value in numbers.items():
+        for step, _, numbers, (start, end) in self.pending:
+            for name, value in {"dream/step_seconds": self.clock.seconds(start, end), **numbers}.items():
                 self.writer.add_scalar(name, value, step)
         self.pending.clear()
 

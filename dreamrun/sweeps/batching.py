@@ -26,10 +26,12 @@ from omegaconf import OmegaConf
 from dreamrun.config.schema import DreamConfig, Mode
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dream import DreamJob, prepare
-from dreamrun.jobs.dreamer import Dreamer, compile_target, configure_network, setup_device
+from dreamrun.jobs.dreamer import (Dreamer, backend_settings_for, compile_target, configure_network,
+                                   resolve_device, setup_device)
 from dreamrun.core.octaves import check_octaves, octave_sizes, resize
 from dreamrun.core.tiles import GRADIENT, MEMORY_SHARE, NEVER_TILE, bytes_per_pixel, free_memory, tile_side
-from dreamrun.jobs.skeleton import JobResult, cudnn_autotuned, load_input, run_job, validate
+from dreamrun.jobs.skeleton import JobResult, load_input, run_job, validate
+from dreamrun.nets.backends import backend_settings
 from dreamrun.nets.build import build_model
 from dreamrun.nets.feature_net import FeatureNet, feature_net
 
@@ -233,8 +235,20 @@ def dream_together(jobs: Sequence[Job], exact: bool = True, models: Optional[Mod
         return
     first = joining[0][0].cfg
     layers = list(dict.fromkeys(layer for _, job_layers in joining for layer in job_layers))
+    # set for the whole group, the invariance check included (the jobs would undo them for each other);
+    # exact: cuDNN's deterministic algorithms, chosen the same way for the check as for the dream
     try:
-        net, max_batch, image = _shared_network(first, layers, exact, models or Models())
+        settings = backend_settings_for(first, resolve_device(first.device), deterministic=exact)
+    except DreamError:  # a device that is not here: each job says so alone
+        settings = None
+    with backend_settings(settings):
+        _dream_group(joining, layers, exact, models or Models())
+
+
+def _dream_group(joining: list, layers: list[str], exact: bool, models: Models) -> None:
+    first = joining[0][0].cfg
+    try:
+        net, max_batch, image = _shared_network(first, layers, exact, models, len(joining))
     except DreamError:  # an input, octaves or a network the jobs cannot dream with: each says so alone
         net, max_batch = None, 0
     if max_batch == 0:
@@ -253,9 +267,7 @@ def dream_together(jobs: Sequence[Job], exact: bool = True, models: Optional[Mod
             dreamer.rendezvous, dreamer.member, dreamer.start = rendezvous, self.member, start
             return dreamer
 
-    device = next(net.parameters()).device
-    with cudnn_autotuned(device):  # for the group, around the jobs' own (they would undo it for each other)
-        _dream_members(joining, rendezvous, TogetherDreamJob, exact)
+    _dream_members(joining, rendezvous, TogetherDreamJob, exact)
 
 
 def _dream_members(joining: list, rendezvous: Rendezvous, kind: type[DreamJob], exact: bool) -> None:
@@ -280,8 +292,8 @@ def _dream_members(joining: list, rendezvous: Rendezvous, kind: type[DreamJob], 
         torch.set_num_threads(main_threads)  # torch keeps one count for the process: the jobs' is theirs
 
 
-def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool,
-                    models: Models) -> tuple[torch.nn.Module, int, torch.Tensor]:
+def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool, models: Models,
+                    members: int) -> tuple[torch.nn.Module, int, torch.Tensor]:
     """The group's network, cut at every layer its jobs target, how many images a pass may take, and the
     first job's input on the network's device (the jobs' common input, where they share one)."""
     image = load_input(cfg, torch.Generator().manual_seed(cfg.seed))
@@ -290,7 +302,10 @@ def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool,
     net = configure_network(models.network(cfg, layers, device), cfg, device)
     max_batch = batch_limit(cfg, net, device, tuple(image.shape[-2:]))
     image = image.to(device)
-    if exact and max_batch > 1 and not batch_invariant(net, cfg, image):
+    if exact and max_batch > 1 and members > 1 and not batch_invariant(net, cfg, image, min(members, max_batch)):
+        log.warning("exact=true: %s on %s gives other pixels for an image in a batch than alone, so these %d "
+                    "jobs dream one image at a time (hydra.launcher.exact=false batches them, each still a "
+                    "dream of its own settings)", cfg.model.name, device, members)
         max_batch = 1
     return net, max_batch, image
 
@@ -315,12 +330,12 @@ def batch_limit(cfg: DreamConfig, net: torch.nn.Module, device: torch.device, si
     return max(1, min(MAX_BATCH, int(MEMORY_SHARE * free / (per_pixel * height * width))))
 
 
-def batch_invariant(net: torch.nn.Module, cfg: DreamConfig, image: torch.Tensor) -> bool:
-    """Whether image's activations and gradient come out bit for bit the same in a batch of several as
+def batch_invariant(net: torch.nn.Module, cfg: DreamConfig, image: torch.Tensor, batch: int = 3) -> bool:
+    """Whether image's activations and gradient come out bit for bit the same in a batch of this many as
     alone, here: at its size and at the smallest octave's."""
     smallest = octave_sizes(*image.shape[-2:], cfg.octaves, cfg.octave_scale)[0]
     for probe in (resize(image, smallest), image):  # the small one first: cheaper, and decisive if it differs
-        others = torch.rand(2, *probe.shape[1:], generator=torch.Generator().manual_seed(0)).to(probe.device)
+        others = torch.rand(batch - 1, *probe.shape[1:], generator=torch.Generator().manual_seed(0)).to(probe.device)
         alone, batched = _gradient(net, probe), _gradient(net, torch.cat([probe, others]))
         if not all(torch.equal(a, b[:1]) for a, b in zip(alone, batched)):
             return False
