@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from dreamrun.config.compose import config_dir, register
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line, raised_by_hydra
 from dreamrun.config.schema import DreamConfig
-from dreamrun.errors import EXIT_SWEEP_FAILED, EXIT_USER_ERROR, DreamError
+from dreamrun.errors import EXIT_SWEEP_FAILED, EXIT_USER_ERROR, DreamError, JobFailed
 from dreamrun.jobs import interrupts
 from dreamrun.sweeps import launch as sweeps
 
@@ -29,8 +29,8 @@ register()
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def app(cfg: DreamConfig) -> None:
-    """One job. Its outcome always lands in result.json; in a sweep a failed job returns normally,
-    so the launcher goes on with the others and the sweep's summary reports it."""
+    """One job. Its outcome always lands in result.json; in a sweep a failed job raises JobFailed, which
+    Hydra records in the job's JobReturn (callbacks see FAILED) while its launcher goes on with the others."""
     _run_job(cfg)
 
 
@@ -40,27 +40,28 @@ def _run_job(cfg: DreamConfig) -> None:
 
     from dreamrun.jobs.kinds import job_kind
     from dreamrun.jobs.skeleton import run_job
+    from dreamrun.sweeps.batched import joined_kind
 
     hydra_cfg = HydraConfig.get()
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     if in_sweep:
         cfg.device = sweeps.device_for_job(cfg.device, hydra_cfg.job.num, torch.cuda.device_count())
     try:
-        result = run_job(job_kind(cfg.mode), cfg, Path(hydra_cfg.runtime.output_dir),
+        result = run_job(joined_kind() or job_kind(cfg.mode), cfg, Path(hydra_cfg.runtime.output_dir),
                          overrides=hydra_cfg.overrides.task)
     except DreamError as e:
         log.error("dreamrun: error: %s", e)
         if not in_sweep:
             sys.exit(EXIT_USER_ERROR)
-        return
+        raise JobFailed(str(e)) from None
     except KeyboardInterrupt as e:
         log.error("dreamrun: interrupted")
         sys.exit(interrupts.exit_status(e))
-    except Exception:
+    except Exception as e:
         if not in_sweep:
             raise  # a bug: keep its traceback
         log.exception("dreamrun: job failed")
-        return
+        raise JobFailed(f"{type(e).__name__}: {e}") from None
     # stdout holds the one path a command made: a run's dream (a zoom's animation), or a sweep's summary
     print(result.output.absolute(), file=sys.stderr if in_sweep else sys.stdout, flush=True)
 
@@ -140,6 +141,8 @@ def _launch() -> int:
             raise
         print(f"dreamrun: error: {one_line(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except JobFailed:  # Hydra's sweeper raises a failed job's once the jobs have run: the summary says which
+        exit_status = EXIT_SWEEP_FAILED
     except KeyboardInterrupt as e:  # reaches here from a launcher waiting on its workers, not from a job
         print("dreamrun: interrupted", file=sys.stderr)
         exit_status = interrupts.exit_status(e)

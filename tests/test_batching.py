@@ -336,27 +336,3 @@ def test_the_batched_launchers_settings_are_typed(tmp_path):
     assert proc.returncode == 2 and not (tmp_path / "sweep").exists()
     assert proc.stderr.splitlines() == ["dreamrun: error: hydra.launcher.exact=maybe: Value 'maybe' is not a valid "
                                         "bool (type str)"]
-
-
-def test_each_job_is_composed_once_and_gets_a_config_of_its_own():
-    """The sweeper's check composes every job and drops the config; the launcher takes those configs
-    instead of composing again: one composition a job, a distinct config for each, even for two jobs
-    with the same overrides (seed=0,0)."""
-    from types import SimpleNamespace
-
-    from dreamrun.sweeps.batched import compose_each_job_once, compose_job
-
-    made = []
-
-    def compose(master_config, sweep_overrides):
-        made.append(object())
-        return made[-1]
-
-    loader = SimpleNamespace(load_sweep_config=compose)
-    compose_each_job_once(loader)
-    compose_each_job_once(loader)  # a second launcher setup wraps nothing twice
-    master, batch = object(), [["seed=0"], ["seed=1"], ["seed=0"]]
-    checked = [loader.load_sweep_config(master_config=master, sweep_overrides=o) for o in batch]  # the check
-    taken = [compose_job(loader, master, o) for o in batch]
-    assert taken == checked and len(made) == 3 and len({id(c) for c in taken}) == 3
-    assert compose_job(loader, master, ["seed=2"]) is made[-1] and len(made) == 4  # not checked: composed

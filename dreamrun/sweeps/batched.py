@@ -5,18 +5,18 @@ its run dir and .hydra/ record); then the jobs that can share a network and a ba
 dream together, and the others one after another, as with `basic`. Each job's run dir ends as any
 launcher leaves it: dream.png, octave images, metrics.json, result.json, its log and TensorBoard run.
 """
+import contextvars
+import copy
 import logging
-import sys
 import threading
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
-from omegaconf import open_dict
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from omegaconf import open_dict, read_write
 
-from dreamrun.sweeps.batching import Job, Models, dream_together, group_key, model_key, run_one
+from dreamrun.sweeps.batching import Job, Member, Models, dream_together, group_key, model_key
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class JobLogs(logging.Handler):
         with self._lock_files:
             if thread_name in self._files:
                 self._files.pop(thread_name).close()
+            path.parent.mkdir(parents=True, exist_ok=True)  # Hydra makes the run dir as the job starts
             self._files[thread_name] = logging.FileHandler(path)
             self._files[thread_name].setFormatter(self.formatter)
 
@@ -49,64 +50,106 @@ class JobLogs(logging.Handler):
         super().close()
 
 
-class ComposedOnce:
-    """A config loader's load_sweep_config that remembers what it composed, for the launcher to take:
-    Hydra's sweeper composes every job to check it (validate_batch_is_legal) and throws the config
-    away, then a launcher composes it again (0.09 s a job on a 2-core CPU)."""
+class HydraRuns:
+    """Runs each job through Hydra's run_job with the sweep's task function, as Hydra's basic launcher does:
+    the app runs, callbacks see the job start and end, and its JobReturn says how it ended."""
 
-    def __init__(self, compose: Any):
-        self.compose = compose
-        self.made: dict[tuple[int, tuple[str, ...]], list[Any]] = defaultdict(list)
+    def __init__(self, launcher: Any):
+        self.launcher = launcher
+        self.returns: dict[int, JobReturn] = {}
+        self._turns: dict[int, InTurn] = {}
+        self._lock = threading.Lock()
 
-    def __call__(self, master_config: Any, sweep_overrides: list[str]) -> Any:
-        config = self.compose(master_config, sweep_overrides)
-        self.made[(id(master_config), tuple(sweep_overrides))].append(config)
-        return config
+    def __call__(self, job: Job, kind: Optional[Member]) -> None:
+        if kind is None:  # alone, in the launching thread: an interrupt's SystemExit ends the sweep as with basic
+            self._run(job, None)
+            return
+        with self._lock:
+            turn = self._turns.setdefault(id(kind.rendezvous), InTurn(kind.count))
+        turn.wait_for(kind.index)
+        try:
+            self._run(job, turn.member(kind))
+        except SystemExit as e:  # Hydra's run_job lets it through; in a thread it would vanish
+            job.error = e
+        finally:
+            turn.started(kind.index)
 
-    def take(self, master_config: Any, sweep_overrides: list[str]) -> Any:
-        """The job's config the check composed (each one once), or a new one."""
-        made = self.made.get((id(master_config), tuple(sweep_overrides)))
-        return made.pop(0) if made else self.compose(master_config, sweep_overrides)
+    def _run(self, job: Job, kind: Optional[Callable]) -> None:
+        token = _joined.set(kind)
+        try:
+            ret = run_job(hydra_context=self.launcher.hydra_context, task_function=self.launcher.task_function,
+                          config=job.launch, job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir",
+                          configure_logging=False)
+        finally:
+            _joined.reset(token)
+        self.returns[id(job)] = ret
+        if ret.status == JobStatus.FAILED:
+            job.error = ret._return_value
 
 
-def compose_each_job_once(config_loader: Any) -> None:
-    """From now on config_loader remembers the configs it composes, for compose_job to take."""
-    if not isinstance(config_loader.load_sweep_config, ComposedOnce):
-        config_loader.load_sweep_config = ComposedOnce(config_loader.load_sweep_config)
+class InTurn:
+    """Hydra keeps the running job's HydraConfig in one process-wide slot, not one per thread: run_job
+    sets it for its job, the app reads it as it starts, and run_job puts the sweep's back when the job
+    ends. Jobs dreaming together run at once, one thread each; so each enters run_job only when the one
+    before has read its config, and none goes further until all have: no job's end can reset the slot
+    while another is reading it. (tests/test_batching.py: each job's run dir, overrides and callbacks.)"""
+
+    def __init__(self, count: int):
+        self.count = count
+        self._started = [threading.Event() for _ in range(count)]
+
+    def wait_for(self, index: int) -> None:
+        if index > 0:
+            self._started[index - 1].wait()
+
+    def started(self, index: int) -> None:
+        self._started[index].set()
+
+    def member(self, member: Member) -> Callable:
+        """member as a job kind that says when its job has read its config, and waits for the others'."""
+        def kind(*args: Any, **kwargs: Any) -> Any:
+            self.started(member.index)
+            for started in self._started:
+                started.wait()
+            return member(*args, **kwargs)
+        return kind
 
 
-def compose_job(config_loader: Any, config: Any, overrides: list[str]) -> Any:
-    compose = config_loader.load_sweep_config
-    return compose.take(config, overrides) if isinstance(compose, ComposedOnce) else compose(config, overrides)
+_joined: contextvars.ContextVar[Optional[Callable]] = contextvars.ContextVar("dreamrun_joined", default=None)
+
+
+def joined_kind() -> Optional[Callable]:
+    """The job kind this thread's job dreams as, where the batched launcher runs it in a group; else None."""
+    return _joined.get()
 
 
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
-    """What BatchedLauncher.launch does: set every job up, then dream them, together where they can."""
+    """What BatchedLauncher.launch does: compose every job, then dream them, together where they can."""
     setup_globals()
     config, context = launcher.config, launcher.hydra_context
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     jobs: list[Job] = []
-    returns: list[JobReturn] = []
     for num, overrides in enumerate(job_overrides, start=initial_job_idx):
-        sweep_config = compose_job(context.config_loader, config, list(overrides))
+        sweep_config = context.config_loader.load_sweep_config(config, list(overrides))
         with open_dict(sweep_config):
             sweep_config.hydra.job.id = sweep_config.hydra.job.num = num
-
-        def set_up(cfg: Any) -> None:
-            jobs.append(Job(cfg, Path(HydraConfig.get().runtime.output_dir), list(overrides)))
-
-        # Hydra writes the job's run dir and .hydra/ record; the job dreams below
-        returns.append(run_job(hydra_context=context, task_function=set_up, config=sweep_config,
-                               job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir",
-                               configure_logging=False))
-    # the job logging config (the console, and a file per job), as the last job set up resolves it
+        cfg = copy.deepcopy(sweep_config)  # the job's own config, as run_job hands it to the app
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]
+        run_dir = Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
+        with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):
+            sweep_config.hydra.runtime.output_dir = str(run_dir.absolute())  # as run_job sets it
+        jobs.append(Job(cfg, run_dir, list(overrides), launch=sweep_config))
+    # the job logging config (the console, and a file per job), as the last job resolves it
+    jobs[-1].run_dir.mkdir(parents=True, exist_ok=True)
     configure_log(sweep_config.hydra.job_logging, config.hydra.verbose)
-    _dream(jobs, config, launcher.exact)
-    return returns
+    runs = HydraRuns(launcher)
+    _dream(jobs, config, launcher.exact, runs)
+    return [runs.returns[id(job)] for job in jobs if id(job) in runs.returns]
 
 
-def _dream(jobs: list[Job], config: Any, exact: bool) -> None:
+def _dream(jobs: list[Job], config: Any, exact: bool, runs: HydraRuns) -> None:
     by_key: dict[Optional[str], list[Job]] = defaultdict(list)
     for job in jobs:
         by_key[group_key(job.cfg)].append(job)
@@ -122,27 +165,21 @@ def _dream(jobs: list[Job], config: Any, exact: bool) -> None:
         for group in groups:
             for member, job in enumerate(group):
                 logs.route(f"dreamrun-job-{member}", job.run_dir / f"{config.hydra.job.name}.log")
-            try:
-                dream_together(group, exact, models)
-            finally:
-                _report(group)
+            dream_together(group, exact, models, runs)
+            _stop_if_interrupted(group)
         for job in alone:
             logs.route(threading.current_thread().name, job.run_dir / f"{config.hydra.job.name}.log")
-            try:
-                run_one(job, _kind(job))
-            finally:
-                _report([job])
-            if isinstance(job.error, KeyboardInterrupt):
-                raise job.error
+            runs(job, None)
+            _stop_if_interrupted([job])
     finally:
         logging.getLogger().removeHandler(logs)
         logs.close()
 
 
-def _kind(job: Job) -> type:
-    from dreamrun.jobs.kinds import job_kind
-
-    return job_kind(job.cfg.mode)
+def _stop_if_interrupted(jobs: list[Job]) -> None:
+    for job in jobs:
+        if isinstance(job.error, KeyboardInterrupt):
+            raise job.error
 
 
 def _job_logs(config: Any) -> JobLogs:
@@ -155,10 +192,3 @@ def _job_logs(config: Any) -> JobLogs:
     logs = JobLogs(files[0].formatter if files else logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s"))
     root.addHandler(logs)
     return logs
-
-
-def _report(jobs: list[Job]) -> None:
-    """The path of each finished job's dream on stderr, as basic prints it (a failed job's error was logged)."""
-    for job in jobs:
-        if job.result is not None:
-            print(job.result.output.absolute(), file=sys.stderr, flush=True)

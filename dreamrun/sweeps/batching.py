@@ -18,7 +18,7 @@ import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from omegaconf import OmegaConf
@@ -30,7 +30,8 @@ from dreamrun.jobs.dreamer import (Dreamer, backend_settings_for, compile_target
                                    resolve_device, setup_device)
 from dreamrun.core.octaves import check_octaves, octave_sizes, resize
 from dreamrun.core.tiles import GRADIENT, MEMORY_SHARE, NEVER_TILE, bytes_per_pixel, free_memory, tile_side
-from dreamrun.jobs.skeleton import JobResult, load_input, run_job, validate
+from dreamrun.jobs.kinds import job_kind
+from dreamrun.jobs.skeleton import JobKind, JobResult, load_input, run_job, validate
 from dreamrun.nets.backends import backend_settings
 from dreamrun.nets.build import build_model
 from dreamrun.nets.feature_net import FeatureNet, feature_net
@@ -210,9 +211,44 @@ class Job:
     overrides: Sequence[str] = ()
     result: Optional[JobResult] = None
     error: Optional[BaseException] = field(default=None, repr=False)  # DreamError, KeyboardInterrupt, a bug
+    launch: Any = field(default=None, repr=False)  # what its launcher needs to run it (Hydra's job config)
 
 
-def dream_together(jobs: Sequence[Job], exact: bool = True, models: Optional[Models] = None) -> None:
+@dataclass
+class Member:
+    """A job's place in a group dreaming together; called as skeleton.run_job's kind, it makes the job."""
+
+    index: int
+    count: int
+    rendezvous: "Rendezvous"
+    start: "Inspected"
+
+    def __call__(self, cfg: DreamConfig, run_dir: Path, progress: Optional[bool] = None) -> "TogetherDreamJob":
+        return TogetherDreamJob(cfg, run_dir, member=self)
+
+
+class TogetherDreamJob(DreamJob):
+    """A dream job whose gradients come from its group's shared network. It draws no progress bar: in a
+    group, the launcher says when each job ends."""
+
+    def __init__(self, cfg: DreamConfig, run_dir: Path, *, member: Member):
+        super().__init__(cfg, run_dir, progress=False)
+        self.member = member
+
+    def dreamer(self, image: torch.Tensor) -> Dreamer:
+        member = self.member
+        dreamer = prepare(self.cfg, *image.shape[-2:], net=member.rendezvous.net, dreamer_class=TogetherDreamer)
+        dreamer.rendezvous, dreamer.member, dreamer.start = member.rendezvous, member.index, member.start
+        return dreamer
+
+
+# run(job, kind): runs one job in the calling thread, its outcome in job.result or job.error; kind is the
+# job's kind (a Member where it dreams in a group), or None for the one its mode says
+Run = Callable[[Job, Optional[Callable[..., JobKind]]], None]
+
+
+def dream_together(jobs: Sequence[Job], exact: bool = True, models: Optional[Models] = None,
+                   run: Optional[Run] = None) -> None:
     """Run jobs that share a group_key as one batch, each recorded as run_job records it (result, error).
     A job that cannot join (a target the network lacks) fails alone, as it would with any launcher.
 
@@ -223,14 +259,16 @@ def dream_together(jobs: Sequence[Job], exact: bool = True, models: Optional[Mod
     images one at a time (batch_invariant). exact=False batches regardless: each job still makes a dream
     of its own settings, but not its solo run's pixels.
 
-    models: where the group's model comes from, built once for every group of the sweep that uses it."""
+    models: where the group's model comes from, built once for every group of the sweep that uses it.
+    run: how one job runs (default: on the job skeleton, run_one; the batched launcher: through Hydra)."""
+    run = run or run_one
     joining = []
     for job in jobs:
         try:
             validate(job.cfg)
             joining.append((job, compile_target(job.cfg).layers))
         except DreamError:
-            run_one(job, DreamJob)  # fails as it would alone, and says why in its result.json
+            run(job, None)  # fails as it would alone, and says why in its result.json
     if not joining:
         return
     first = joining[0][0].cfg
@@ -242,54 +280,53 @@ def dream_together(jobs: Sequence[Job], exact: bool = True, models: Optional[Mod
     except DreamError:  # a device that is not here: each job says so alone
         settings = None
     with backend_settings(settings):
-        _dream_group(joining, layers, exact, models or Models())
+        _dream_group([job for job, _ in joining], layers, exact, models or Models(), run)
 
 
-def _dream_group(joining: list, layers: list[str], exact: bool, models: Models) -> None:
-    first = joining[0][0].cfg
+def _dream_group(jobs: list[Job], layers: list[str], exact: bool, models: Models, run: Run) -> None:
+    first = jobs[0].cfg
     try:
-        net, max_batch, image = _shared_network(first, layers, exact, models, len(joining))
+        net, max_batch, image = _shared_network(first, layers, exact, models, len(jobs))
     except DreamError:  # an input, octaves or a network the jobs cannot dream with: each says so alone
         net, max_batch = None, 0
     if max_batch == 0:
-        for job, _ in joining:
-            run_one(job, DreamJob)
+        for job in jobs:
+            run(job, None)
         return
     with torch.no_grad():  # as a dreamer inspects an image (Dreamer.inspect)
         start = Inspected(image, net(image))
-    rendezvous = Rendezvous(net, len(joining), max_batch)
-
-    class TogetherDreamJob(DreamJob):
-        member: int
-
-        def dreamer(self, image: torch.Tensor) -> Dreamer:
-            dreamer = prepare(self.cfg, *image.shape[-2:], net=net, dreamer_class=TogetherDreamer)
-            dreamer.rendezvous, dreamer.member, dreamer.start = rendezvous, self.member, start
-            return dreamer
-
-    _dream_members(joining, rendezvous, TogetherDreamJob, exact)
+    rendezvous = Rendezvous(net, len(jobs), max_batch)
+    members = [Member(index, len(jobs), rendezvous, start) for index in range(len(jobs))]
+    _dream_members(jobs, members, run, exact)
 
 
-def _dream_members(joining: list, rendezvous: Rendezvous, kind: type[DreamJob], exact: bool) -> None:
+def _dream_members(jobs: list[Job], members: list[Member], run: Run, exact: bool) -> None:
     """Each job of the group in a thread of its own, served until every one has ended."""
     threads = []
     main_threads = torch.get_num_threads()
-    for member, (job, _) in enumerate(joining):
-        member_kind = type(f"{kind.__name__}{member}", (kind,), {"member": member})
-        # a job's own tensor work between steps is small: in one thread it is faster than split over the
-        # cores (measured: a 6-job sweep dreams 25% sooner on 2 cores), but sums in another order than the
-        # job alone would, so only where pixels need not be the solo run's
-        threads_per_job = main_threads if exact else 1
-        thread = threading.Thread(target=run_one, args=(job, member_kind, rendezvous, member, threads_per_job),
-                                  name=f"dreamrun-job-{member}", daemon=True)
+    # a job's own tensor work between steps is small: in one thread it is faster than split over the
+    # cores (a 6-job sweep dreams sooner on 2 cores: benchmarks/README.md), but sums in another order
+    # than the job alone would, so only where pixels need not be the solo run's
+    threads_per_job = main_threads if exact else 1
+    for job, member in zip(jobs, members):
+        thread = threading.Thread(target=_run_member, args=(run, job, member, threads_per_job),
+                                  name=f"dreamrun-job-{member.index}", daemon=True)
         threads.append(thread)
         thread.start()
     try:
-        rendezvous.serve()
+        members[0].rendezvous.serve()
     finally:
         for thread in threads:
             thread.join()
         torch.set_num_threads(main_threads)  # torch keeps one count for the process: the jobs' is theirs
+
+
+def _run_member(run: Run, job: Job, member: Member, threads: int) -> None:
+    try:
+        torch.set_num_threads(threads)  # this thread's intra-op threads (OpenMP's count is per thread)
+        run(job, member)
+    finally:
+        member.rendezvous.leave(member.index)
 
 
 def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool, models: Models,
@@ -350,13 +387,11 @@ def _gradient(net: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
     return [*(act.detach() for act in acts), grad[:1]]
 
 
-def run_one(job: Job, kind: type[DreamJob], rendezvous: Optional[Rendezvous] = None, member: int = 0,
-         threads: Optional[int] = None) -> None:
-    """job, of this kind, on the skeleton, its outcome in job (and result.json); in a group, as its member."""
+def run_one(job: Job, kind: Optional[Callable[..., JobKind]] = None) -> None:
+    """job on the skeleton, as kind (None: the kind its mode says), its outcome in job (and result.json)."""
     try:
-        if threads is not None:
-            torch.set_num_threads(threads)  # this thread's intra-op threads (OpenMP's count is per thread)
-        job.result = run_job(kind, job.cfg, job.run_dir, overrides=job.overrides, progress=False)
+        job.result = run_job(kind or job_kind(job.cfg.mode), job.cfg, job.run_dir, overrides=job.overrides,
+                             progress=False)
     except KeyboardInterrupt as e:
         job.error = e
     except DreamError as e:
@@ -365,6 +400,3 @@ def run_one(job: Job, kind: type[DreamJob], rendezvous: Optional[Rendezvous] = N
     except Exception as e:  # a bug: run_job recorded it; keep its traceback in the log
         job.error = e
         log.exception("dreamrun: job failed")
-    finally:
-        if rendezvous is not None:
-            rendezvous.leave(member)
