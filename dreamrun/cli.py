@@ -100,8 +100,8 @@ def main() -> None:
 
 
 def _exit(status: int) -> None:
-    """Exit without Python's teardown of torch's and torchvision's modules, which takes 0.9 s on a
-    2-core CPU (benchmarks/README.md) and does nothing for us: every file is written and closed by
+    """Exit without Python's teardown of torch's and torchvision's modules, which is slow
+    (benchmarks/README.md, Start-up) and does nothing for us: every file is written and closed by
     now. The exit handlers (joblib's workers, logging's flush) still run first."""
     if "torch" not in sys.modules or not isinstance(status, int):
         sys.exit(status)  # --help, a config error: a light process exits quickly anyway

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -6,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from PIL import Image
 
 from dreamrun.config.compose import compose_config as _compose_config
 
@@ -13,6 +16,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 # tiny and fast: a 96 px sample photo, 2 octaves of 2 steps, the offline network
 TINY = ["model=efficientnet_lite0", "input.size=96", "octaves=2", "steps=2", "device=cpu"]
+# a tiny zoom from noise: 4 frames of one step
+ZOOM = ["mode=zoom", "model=efficientnet_lite0", "input=noise", "input.size=64", "device=cpu",
+        "zoom.steps_per_frame=1", "zoom.frames=4"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -64,3 +70,21 @@ def logged_progress_images(run_dir: Path) -> int:
         return 0
     board = EventAccumulator(str(run_dir), size_guidance={"images": 0}).Reload()
     return len(board.Images("dream/progress")) if "dream/progress" in board.Tags()["images"] else 0
+
+
+def fake_sweep_job(sweep_dir: Path, num: int, overrides: list[str], status: str | None, color=(200, 30, 30)) -> Path:
+    """A sweep job's run dir as a finished (or still running: status None) job leaves it, without running one."""
+    job = sweep_dir / f"{num}_job"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"job": {"num": num}}}))
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if status:
+        paths = {}
+        if status == "completed":
+            Image.new("RGB", (60, 40), color).save(job / "dream.png")
+            paths = {"dream": "dream.png"}
+        (job / "result.json").write_text(json.dumps({
+            "overrides": overrides, "status": status, "error": "boom" if status == "failed" else None,
+            "metrics": {"gain": 2.0 + num, "seconds": 1.5 * (num + 1)} if status == "completed" else {},
+            "paths": paths, "started": "", "finished": ""}))
+    return job

@@ -1,3 +1,4 @@
+from enum import Enum
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from dreamrun.config.compose import config_dir
+from dreamrun.config.keys import flatten_config
 from dreamrun.core.objectives import parse_target
 from dreamrun.nets.layers import target_presets
 
@@ -28,9 +30,21 @@ def test_every_target_preset_composes_with_a_model_that_has_its_layers(compose_c
 
 
 @pytest.mark.parametrize("group", ["jitter", "input", "schedule", "model", "gradient"])
-def test_every_preset_of_a_group_composes(compose_cfg, group):
+def test_every_preset_of_a_group_composes_to_what_its_file_says(compose_cfg, group):
+    """Each value a preset's YAML file sets is what the composed config holds (`# @package _global_`
+    files set keys from the top). ??? marks a value the user must give: a merge leaves it unset."""
     for name in options(group):
-        compose_cfg(f"{group}={name}")
+        cfg = compose_cfg(f"{group}={name}")
+        text = (CONF / group / f"{name}.yaml").read_text()
+        preset = OmegaConf.create(text)
+        node = cfg if "@package _global_" in text else cfg[group]
+        leaves = flatten_config(OmegaConf.masked_copy(preset, [k for k in preset if k != "defaults"]))
+        for key, value in leaves.items():
+            if value == "???":
+                continue
+            composed = OmegaConf.select(node, key)
+            composed = OmegaConf.to_container(composed) if OmegaConf.is_config(composed) else composed
+            assert (composed.value if isinstance(composed, Enum) else composed) == value, (name, key)
 
 
 def test_presets_exist_for_every_inception_block_and_stage():

@@ -15,7 +15,6 @@ import torchvision
 from PIL import Image
 from torch import nn
 
-import tiny_net
 from dreamrun.jobs.skeleton import load_input
 from dreamrun.nets.build import build_model
 from dreamrun.nets.feature_net import feature_net

@@ -30,7 +30,7 @@ def test_every_node_of_a_preset_is_named_as_torchvision_names_it(compose_cfg, pr
 
 
 def test_a_network_torchvision_does_not_build_never_imports_it(tmp_path):
-    """torchvision's ops import torch's compiler stack: 1.3 s of start-up on a 2-core CPU."""
+    """torchvision's ops import torch's compiler stack at import time, a large part of start-up."""
     script = ("import sys\n"
               "import torch\n"
               "from dreamrun.config.compose import compose_config\n"

@@ -47,6 +47,12 @@ def mean_gain(compose_cfg, overrides, seeds=4):
     return sum(gains) / len(gains)
 
 
+EMULATED_BF16 = pytest.mark.skipif(
+    not cpu_has_fast_bf16(), reason="bf16 is emulated on this CPU (no AVX512-BF16 or AMX): these 16 bf16 dreams take "
+    "over ten minutes here, and precision=auto dreams in fp32 on such a CPU")
+
+
+@EMULATED_BF16
 @pytest.mark.parametrize("size", [256, pytest.param(512, marks=pytest.mark.slow)])
 def test_bf16_dreams_as_well_as_fp32_on_the_pretrained_network(compose_cfg, size):
     """The quality check of benchmarks/bf16_quality.py: bf16's mean gain over 4 seeds >= 0.95x fp32's.

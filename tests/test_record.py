@@ -5,14 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, run_cli
+from conftest import TINY, ZOOM, run_cli
 from dreamrun.jobs import zoom
 from dreamrun.jobs.dream import DreamJob
 from dreamrun.jobs.record import run_dir_paths
 from dreamrun.jobs.skeleton import run_job
 from dreamrun.jobs.zoom import ZoomJob
 from dreamrun.outputs.animation import NO_FFMPEG, find_ffmpeg, no_ffmpeg_marker
-from test_zoom import ZOOM
 
 
 @pytest.fixture(autouse=True)

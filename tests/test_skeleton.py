@@ -7,13 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY
+from conftest import TINY, ZOOM
 from dreamrun.core import engine
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dream import DreamJob
 from dreamrun.jobs.skeleton import run_job
 from dreamrun.jobs.zoom import ZoomJob
-from test_zoom import ZOOM
 
 KINDS = [pytest.param(DreamJob, TINY, id="dream"), pytest.param(ZoomJob, ZOOM, id="zoom")]
 

@@ -2,13 +2,12 @@
 import subprocess
 import sys
 
-from conftest import REPO
-from test_sweeps import _fake_job
+from conftest import REPO, fake_sweep_job
 
 
 def test_python_m_sweep_summary_runs_without_runpys_warning(tmp_path):
-    _fake_job(tmp_path, 0, ["seed=1"], "completed")
-    _fake_job(tmp_path, 1, ["seed=2"], "completed")
+    fake_sweep_job(tmp_path, 0, ["seed=1"], "completed")
+    fake_sweep_job(tmp_path, 1, ["seed=2"], "completed")
     # runpy warns "found in sys.modules after import of package ... but prior to execution" when importing
     # dreamrun.sweeps already imported the module; -W error turns that into a failure
     result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "dreamrun.sweeps.summary",

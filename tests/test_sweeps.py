@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import REPO, TINY, run_cli, start_cli
+from conftest import REPO, TINY, fake_sweep_job, run_cli, start_cli
 from dreamrun.config.run_names import claim_fresh_dir
 from dreamrun.outputs.contact_sheet import Layout
 from dreamrun.sweeps.job_lines import JobLines
@@ -107,10 +106,10 @@ def test_submitit_local_sweep_runs_jobs_as_subprocesses(tmp_path):
 def test_job_lines_report_each_finished_job_once(tmp_path):
     stream = io.StringIO()
     lines = JobLines(tmp_path, stream)
-    _fake_job(tmp_path, 0, ["seed=0"], "completed")
+    fake_sweep_job(tmp_path, 0, ["seed=0"], "completed")
     lines.report_new()
-    _fake_job(tmp_path, 1, ["seed=1"], "failed")
-    _fake_job(tmp_path, 2, ["seed=2"], None)  # still running: no result.json yet
+    fake_sweep_job(tmp_path, 1, ["seed=1"], "failed")
+    fake_sweep_job(tmp_path, 2, ["seed=2"], None)  # still running: no result.json yet
     lines.report_new()
     lines.stop()
     assert stream.getvalue().splitlines() == [str(tmp_path / "0_job" / "dream.png"), "failed 1_job: boom"]
@@ -201,28 +200,11 @@ def test_sweep_jobs_get_readable_dirs_and_one_tensorboard_run_each(tmp_path):
         assert len(list((tmp_path / job).glob("events.out.tfevents.*"))) == 1
 
 
-def _fake_job(sweep_dir: Path, num: int, overrides: list[str], status: str | None, color=(200, 30, 30)) -> Path:
-    job = sweep_dir / f"{num}_job"
-    (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"job": {"num": num}}}))
-    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    if status:
-        paths = {}
-        if status == "completed":
-            Image.new("RGB", (60, 40), color).save(job / "dream.png")
-            paths = {"dream": "dream.png"}
-        (job / "result.json").write_text(json.dumps({
-            "overrides": overrides, "status": status, "error": "boom" if status == "failed" else None,
-            "metrics": {"gain": 2.0 + num, "seconds": 1.5 * (num + 1)} if status == "completed" else {},
-            "paths": paths, "started": "", "finished": ""}))
-    return job
-
-
 def test_a_sweep_that_is_not_a_grid_is_shown_in_job_order(tmp_path):
     # no multirun.yaml and two keys that vary together: not a product, so no grid axes
-    _fake_job(tmp_path, 0, ["seed=1", "steps=5"], "completed", (250, 0, 0))
-    _fake_job(tmp_path, 1, ["seed=2", "steps=6"], "completed", (0, 250, 0))
-    _fake_job(tmp_path, 2, ["seed=3", "steps=5"], "failed")
+    fake_sweep_job(tmp_path, 0, ["seed=1", "steps=5"], "completed", (250, 0, 0))
+    fake_sweep_job(tmp_path, 1, ["seed=2", "steps=6"], "completed", (0, 250, 0))
+    fake_sweep_job(tmp_path, 2, ["seed=3", "steps=5"], "failed")
     summary = write_summary(tmp_path, tensorboard=False)
     assert summary.grid is None and [key for key, _ in summary.axes] == ["seed", "steps"]
     layout = _layout(tmp_path / "0_job" / "dream.png")
@@ -234,7 +216,7 @@ def test_a_sweep_that_is_not_a_grid_is_shown_in_job_order(tmp_path):
 
 
 def test_summarizing_twice_keeps_one_tensorboard_run(tmp_path):
-    _fake_job(tmp_path, 0, ["seed=1"], "completed")
+    fake_sweep_job(tmp_path, 0, ["seed=1"], "completed")
     write_summary(tmp_path)
     write_summary(tmp_path)
     assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 1
@@ -242,8 +224,8 @@ def test_summarizing_twice_keeps_one_tensorboard_run(tmp_path):
 
 def test_the_tensorboard_run_holds_the_sheet_the_table_and_each_jobs_figures(tmp_path):
     for num in range(3):
-        _fake_job(tmp_path, num, [f"seed={num}"], "completed", (80 * num, 100, 200))
-    _fake_job(tmp_path, 3, ["seed=3"], "failed")
+        fake_sweep_job(tmp_path, num, [f"seed={num}"], "completed", (80 * num, 100, 200))
+    fake_sweep_job(tmp_path, 3, ["seed=3"], "failed")
     write_summary(tmp_path)
     board = EventAccumulator(str(tmp_path), size_guidance={"images": 0, "scalars": 0, "tensors": 0}).Reload()
     [logged] = board.Images("sweep/summary")
@@ -262,7 +244,7 @@ def test_the_tensorboard_run_holds_the_sheet_the_table_and_each_jobs_figures(tmp
 
 def test_summarize_does_not_import_torch(tmp_path):
     """dreamrun-summarize needs neither torch nor torchvision, which take seconds to import."""
-    _fake_job(tmp_path, 0, ["seed=1"], "completed")
+    fake_sweep_job(tmp_path, 0, ["seed=1"], "completed")
     script = ("import sys\n"
               f"sys.argv = ['dreamrun-summarize', {str(tmp_path)!r}]\n"
               "from dreamrun.sweeps.summary import main\n"
@@ -333,17 +315,18 @@ def test_help_lists_the_config_groups_and_launchers():
     assert "mixed_6" in proc.stdout and "dreamrun-summarize" in proc.stdout
 
 
-@pytest.mark.parametrize("preset, plugin", [("parallel", "hydra_joblib_launcher"),
-                                            ("local", "hydra_submitit_launcher"), ("slurm", "hydra_submitit_launcher")])
-def test_a_launcher_without_its_plugin_says_what_to_install(tmp_path, preset, plugin):
+@pytest.mark.parametrize("preset, plugin, needs", [("parallel", "hydra_plugins.hydra_joblib_launcher", "its Hydra plugin"),
+                                                   ("local", "hydra_plugins.hydra_submitit_launcher", "its Hydra plugin"),
+                                                   ("slurm", "submitit", "submitit")])
+def test_a_launcher_without_its_plugin_says_what_to_install(tmp_path, preset, plugin, needs):
     # Hydra finds plugins by walking the hydra_plugins namespace: hide one as if it were not installed,
-    # from the walk and from imports (dreamrun's own launchers import the one they extend)
+    # from the walk and from imports (dreamrun's own slurm launcher needs submitit itself, no plugin)
     hide = ("import importlib.abc, pkgutil, sys\n"
             "walk = pkgutil.walk_packages\n"
             f"pkgutil.walk_packages = lambda *a, **k: (m for m in walk(*a, **k) if {plugin!r} not in m.name)\n"
             "class NotInstalled(importlib.abc.MetaPathFinder):\n"
             "    def find_spec(self, name, path=None, target=None):\n"
-            f"        if name.startswith('hydra_plugins.{plugin}'):\n"
+            f"        if name.split('.')[:{plugin.count('.') + 1}] == {plugin.split('.')!r}:\n"
             "            raise ModuleNotFoundError(name)\n"
             "sys.meta_path.insert(0, NotInstalled())\n"
             "sys.argv = ['dreamrun', *sys.argv[1:]]\n"
@@ -353,7 +336,7 @@ def test_a_launcher_without_its_plugin_says_what_to_install(tmp_path, preset, pl
     proc = subprocess.run([sys.executable, "-c", hide, "-m", f"hydra/launcher={preset}", "octaves=1,2",
                            f"hydra.sweep.dir={sweep_dir}"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == [f"dreamrun: error: hydra/launcher={preset} needs its Hydra plugin: "
+    assert proc.stderr.splitlines() == [f"dreamrun: error: hydra/launcher={preset} needs {needs}: "
                                         "pip install 'dreamrun[launchers]'"]
     assert not sweep_dir.exists()
 

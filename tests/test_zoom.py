@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import REPO, TINY, run_cli, start_cli
+from conftest import REPO, TINY, ZOOM, run_cli, start_cli
 from dreamrun.core.zoom import zoom_dream, zoom_in
 from dreamrun.errors import DreamError
 from dreamrun.jobs.skeleton import run_job
@@ -21,10 +21,6 @@ from dreamrun.outputs.animation import find_ffmpeg
 from dreamrun.outputs.progress import FrameProgressBar
 
 # noise from the seed, 1 step per frame on the offline network: a frame takes a few ms at 64 px
-ZOOM = ["mode=zoom", "model=efficientnet_lite0", "input=noise", "input.size=64", "device=cpu",
-        "zoom.steps_per_frame=1", "zoom.frames=4"]
-
-
 def _blob(size: int, dy: float, dx: float) -> torch.Tensor:
     """A Gaussian spot dy, dx px from the centre of a size x size image, (1, 3, H, W)."""
     y, x = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")

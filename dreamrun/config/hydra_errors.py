@@ -17,8 +17,7 @@ from dreamrun.config.schema import DreamConfig
 CONFIG_ERRORS = (ConfigCompositionException, OverrideParseException)  # MissingConfigException is one of the first
 
 # the plugin schema each of dreamrun's launcher presets extends (conf/hydra/launcher/*.yaml)
-LAUNCHER_PLUGIN_SCHEMAS = {"hydra/launcher/joblib": "parallel", "hydra/launcher/submitit_local": "local",
-                           "hydra/launcher/submitit_slurm": "slurm"}
+LAUNCHER_PLUGIN_SCHEMAS = {"hydra/launcher/joblib": "parallel", "hydra/launcher/submitit_local": "local"}
 
 # keys whose entries the user names: no typo there is unknown
 OPEN_KEYS = ("target", "model.layers", "model.kwargs")

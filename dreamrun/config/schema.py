@@ -167,7 +167,47 @@ class BatchedLauncherConfig:
     exact: bool = True
 
 
+@dataclass
+class SlurmLauncherConfig:
+    """hydra/launcher=slurm (conf/hydra/launcher/slurm.yaml): one SLURM job array per sweep, through submitit.
+    The sbatch options are submitit's parameters (slurm_<name>); the first group is submitit's own."""
+
+    _target_: str = "hydra_plugins.dreamrun_launchers.slurm.SlurmLauncher"
+    submitit_folder: str = "${hydra.sweep.dir}/.submitit/%j"  # sbatch scripts and each job's stdout/stderr
+    # submitit's parameters for every cluster
+    name: str = "${hydra.job.name}"
+    timeout_min: int = 60
+    cpus_per_task: Optional[int] = None
+    gpus_per_node: Optional[int] = None
+    tasks_per_node: int = 1
+    mem_gb: Optional[int] = None
+    nodes: int = 1
+    stderr_to_stdout: bool = False
+    # SLURM's own (sbatch --partition, ...)
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    comment: Optional[str] = None
+    constraint: Optional[str] = None
+    exclude: Optional[str] = None
+    gres: Optional[str] = None
+    cpus_per_gpu: Optional[int] = None
+    gpus_per_task: Optional[int] = None
+    mem_per_gpu: Optional[str] = None
+    mem_per_cpu: Optional[str] = None
+    signal_delay_s: int = 120  # the time-limit warning comes this long before the limit
+    array_parallelism: int = 256  # jobs of the array running at once
+    setup: Optional[List[str]] = None  # shell lines before the job
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)  # any other sbatch option
+
+
+# SlurmLauncherConfig's keys that submitit takes as they are; the others are SLURM's, as slurm_<key>
+SUBMITIT_KEYS = ("name", "timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes",
+                 "stderr_to_stdout")
+
+
 def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="dreamrun_schema", node=DreamConfig)
     store.store(group="hydra/launcher", name="batched_schema", node=BatchedLauncherConfig, provider="dreamrun")
+    store.store(group="hydra/launcher", name="slurm_schema", node=SlurmLauncherConfig, provider="dreamrun")

@@ -113,7 +113,7 @@ def _call_builder(cfg: ModelConfig, weights: Optional[str]) -> nn.Module:
                          "or model._target_ (the import path of your own builder)")
     if cfg.arch in BUILDERS:
         return BUILDERS[cfg.arch](weights=weights, **kwargs)
-    import torchvision  # here, not above: a network it does not build starts 1.3 s sooner without it
+    import torchvision  # here, not above: it imports torch's compiler stack, which other networks need not wait for
 
     if cfg.arch not in torchvision.models.list_models():
         raise DreamError(f"unknown model.arch '{cfg.arch}': not a dreamrun or torchvision model")

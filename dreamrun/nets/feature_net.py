@@ -131,7 +131,7 @@ def cut(model: nn.Module, layers: Mapping[str, str]) -> fx.GraphModule:
     {name: path}, with every operation after the deepest one dropped.
 
     Traced once, in eval mode: torchvision's create_feature_extractor traces the train-mode graph as
-    well, which a dream never runs (a tenth of a second for Inception-v3 on a 2-core CPU).
+    well, which a dream never runs.
     """
     tracer = ModulePathTracer()  # names each node by the module path it ran in: Mixed_6c.branch3x3.conv
     graph = tracer.trace(model.eval())

@@ -8,7 +8,7 @@ is numbered within its module ("layer1.0.relu", "layer1.0.relu_1").
 
 dreamrun traces here rather than with torchvision's NodePathTracer so that networks torchvision does not
 build (EfficientNet-Lite0, your own) never import torchvision, whose detection ops pull in torch's
-compiler stack: 1.3 s of every start-up on a 2-core CPU (benchmarks/README.md).
+compiler stack at import time, a large part of every start-up (benchmarks/README.md, Start-up).
 """
 import re
 from collections import Counter

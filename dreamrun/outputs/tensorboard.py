@@ -156,8 +156,8 @@ class TensorBoardLogger(Observer):
 
 
 def log_image(writer: SummaryWriter, tag: str, image: torch.Tensor, step: int) -> None:
-    """Like add_image, but JPEG (quality 95) instead of PNG: ~0.6 ms instead of ~47 ms to encode a
-    512 px photo here, and a quarter of the bytes. The lossless images are the run dir's PNGs."""
+    """Like add_image, but JPEG (quality 95) instead of PNG: many times faster to encode, and a
+    quarter of the bytes (benchmarks/README.md). The lossless images are the run dir's PNGs."""
     pil = to_pil(image)
     encoded = io.BytesIO()
     pil.save(encoded, format="JPEG", quality=95)
@@ -214,7 +214,7 @@ def shrink(image: torch.Tensor, max_side: Optional[int]) -> torch.Tensor:
 
 def log_histogram(writer: SummaryWriter, tag: str, values: torch.Tensor, step: int) -> None:
     """Like add_histogram, counted with torch.histc where the values are (add_histogram's NumPy path
-    and its ~1500 "tensorflow" buckets cost ~12% of a default CPU run here)."""
+    and its ~1500 "tensorflow" buckets were a noticeable share of a default CPU run)."""
     values = values.detach().float().flatten()
     low, high = values.min().item(), values.max().item()
     high = max(high, low + 1e-6)

@@ -12,11 +12,19 @@ In the job's process, the warning SLURM sends before the time limit (submitit as
 what it made before.
 """
 import logging
+import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from omegaconf import open_dict
+
+from dreamrun.config.schema import SUBMITIT_KEYS
+from dreamrun.errors import JobFailed, refuse
 
 log = logging.getLogger("dreamrun")
 
@@ -24,16 +32,72 @@ POLL_SECONDS = 2.0
 # a job gone from the queue may still be writing its result file (on a network file system, showing it)
 RESULT_GRACE_SECONDS = 10.0
 
-# the launcher config's keys submitit takes without the "slurm_" prefix (hydra-submitit's BaseQueueConf)
-GENERIC_KEYS = {"timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name",
-                "stderr_to_stdout"}
-INIT_KEYS = {"submitit_folder", "max_num_timeout"}
+
+
+def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    """What SlurmLauncher.launch does: submit the sweep's jobs as one array, wait for every one to end."""
+    import submitit  # there: sweeps.launch.LauncherCheck said so before the sweep began
+
+    setup_globals()
+    config, context = launcher.config, launcher.hydra_context
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for num, overrides in enumerate(job_overrides, start=initial_job_idx):
+        sweep_config = context.config_loader.load_sweep_config(config, list(overrides))
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.num = num
+        jobs.append(SlurmJob(sweep_config, context, launcher.task_function))
+    executor = submitit.AutoExecutor(folder=launcher.params["submitit_folder"], cluster="slurm",
+                                     slurm_max_num_timeout=0)
+    executor.update_parameters(**executor_parameters(launcher.params))
+    try:
+        submitted = executor.map_array(_run, jobs)
+    except submitit.core.utils.FailedJobError as e:  # sbatch said no: a request the cluster cannot meet
+        refuse(refused_submission(str(e)))
+    returns = []
+    for job, done, how in zip(jobs, submitted, wait_for(submitted)):
+        report(done, job.config.hydra.job.num, how)
+        if how.result is not None and how.result[0] == "success":
+            returns.append(how.result[1])
+        else:  # its result.json and the sweep's summary say what became of it
+            why = how.state if how.result is None else "failed"
+            ret = JobReturn(overrides=list(job.config.hydra.overrides.task), status=JobStatus.FAILED)
+            ret.return_value = JobFailed(f"job {job.config.hydra.job.num} (SLURM {how.job_id}) ended {why}")
+            returns.append(ret)
+    return returns
+
+
+@dataclass
+class SlurmJob:
+    """One job of the sweep, pickled by submitit into its SLURM job, where it runs through Hydra's run_job."""
+
+    config: Any  # the job's config, composed in the launching process
+    hydra_context: Any
+    task_function: Any
+
+    def __call__(self) -> JobReturn:
+        import submitit
+
+        from dreamrun.jobs import interrupts
+
+        warning = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")  # what submitit asks SLURM to send
+        interrupts.handle_time_limit_warning(getattr(signal, f"SIG{warning}", signal.SIGUSR2))
+        setup_globals()
+        with open_dict(self.config):
+            self.config.hydra.job.id = submitit.JobEnvironment().job_id
+        return run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config,
+                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+
+
+def _run(job: SlurmJob) -> JobReturn:
+    return job()
 
 
 def executor_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """The launcher config (hydra.launcher) as submitit's AutoExecutor.update_parameters takes it."""
-    parameters = {key if key in GENERIC_KEYS else f"slurm_{key}": value
-                  for key, value in params.items() if key not in INIT_KEYS and key != "_target_"}
+    parameters = {key if key in SUBMITIT_KEYS else f"slurm_{key}": value
+                  for key, value in params.items() if key not in ("submitit_folder", "_target_")}
     extra = dict(parameters.get("slurm_additional_parameters") or {})
     if not {"requeue", "no_requeue"} & set(extra):
         extra["no_requeue"] = True  # see the module's docstring
@@ -87,18 +151,16 @@ def slurm_state(job_id: str) -> str:
 
 
 def wait_for(jobs: Sequence[Any], poll: float = POLL_SECONDS) -> list[Ended]:
-    """Wait until every submitit job has ended; how each did, in order."""
-    from submitit.core.utils import pickle_load
-
+    """Wait until every submitit job has ended; how each did, in order. A job's result file says it ended
+    (then submitit's job.result() reads it at once); one gone from the queue without it ended otherwise."""
     gone_since: dict[str, float] = {}
     ended: dict[str, Ended] = {}
     while len(ended) < len(jobs):
         waiting = [job for job in jobs if job.job_id not in ended]
         in_queue = queued([job.job_id for job in waiting])
         for job in waiting:
-            result_file = Path(job.paths.result_pickle)
-            if result_file.exists():
-                ended[job.job_id] = Ended(job.job_id, pickle_load(result_file), "")
+            if Path(job.paths.result_pickle).exists():
+                ended[job.job_id] = Ended(job.job_id, _outcome(job), "")
             elif in_queue is not None and job.job_id not in in_queue:
                 gone_since.setdefault(job.job_id, time.monotonic())
                 if time.monotonic() - gone_since[job.job_id] >= RESULT_GRACE_SECONDS:
@@ -106,6 +168,14 @@ def wait_for(jobs: Sequence[Any], poll: float = POLL_SECONDS) -> list[Ended]:
         if len(ended) < len(jobs):
             time.sleep(poll)
     return [ended[job.job_id] for job in jobs]
+
+
+def _outcome(job: Any) -> tuple[str, Any]:
+    """submitit's ("success", value) or ("error", what it raised) of a job whose result file exists."""
+    try:
+        return "success", job.result()
+    except Exception as e:  # what the job raised, with its traceback, as submitit tells it
+        return "error", str(e)
 
 
 def report(job: Any, job_num: int, how: Ended) -> None:

@@ -42,9 +42,19 @@ class LauncherCheck(Callback):
         launcher = str(config.hydra.launcher.get("_target_", ""))
         if launcher.startswith(OUR_LAUNCHERS):
             register_launcher(launcher)
+        if launcher.endswith("SlurmLauncher") and not _importable("submitit"):
+            refuse("hydra/launcher=slurm needs submitit: pip install 'dreamrun[launchers]'")
         if launcher.endswith("SlurmLauncher") and not shutil.which("srun"):
             refuse("hydra/launcher=slurm needs SLURM, and srun is not on PATH here: run the sweep from the "
                    "cluster's login node, or try it locally with hydra/launcher=local")
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 class SweepSetup(Callback):
