@@ -88,3 +88,43 @@ def fake_sweep_job(sweep_dir: Path, num: int, overrides: list[str], status: str 
             "metrics": {"gain": 2.0 + num, "seconds": 1.5 * (num + 1)} if status == "completed" else {},
             "paths": paths, "started": "", "finished": ""}))
     return job
+
+
+# a user's Hydra callback, written where a sweep's jobs import it from: what each job's start and end told it
+_RECORDER = """
+import json, os
+from pathlib import Path
+from hydra.experimental.callback import Callback
+
+class Recorder(Callback):
+    def _write(self, **row):
+        with open(os.environ["RECORDER_FILE"], "a") as f:
+            f.write(json.dumps(row) + "\\n")
+
+    def on_job_start(self, config, **kwargs):
+        self._write(event="start", run_dir=config.hydra.runtime.output_dir)
+
+    def on_job_end(self, config, job_return, **kwargs):
+        run_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
+        result = run_dir / "result.json"
+        self._write(event="end", run_dir=str(run_dir), status=job_return.status.name,
+                    recorded=json.loads(result.read_text())["status"] if result.is_file() else None)
+"""
+
+
+def recorder_env(tmp_path: Path) -> tuple[dict, str]:
+    """The environment and the override that attach the recording callback to a sweep."""
+    (tmp_path / "recorder.py").write_text(_RECORDER)
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "RECORDER_FILE": str(tmp_path / "events.jsonl")}
+    return env, "+hydra.callbacks.recorder._target_=recorder.Recorder"
+
+
+def recorded_job_ends(tmp_path: Path) -> list[tuple[str, str, str]]:
+    """(job number, JobReturn status, result.json status) of each job's end, by job number; asserts that
+    every job started and ended once."""
+    rows = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    ends = {row["run_dir"]: row for row in rows if row["event"] == "end"}
+    starts = [row["run_dir"] for row in rows if row["event"] == "start"]
+    assert sorted(starts) == sorted(ends), rows
+    return sorted((Path(d).name.split("_")[0], row["status"], row["recorded"]) for d, row in ends.items())

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import logged_progress_images
+from conftest import logged_progress_images, recorded_job_ends, recorder_env
 
 pytestmark = pytest.mark.slurm
 
@@ -103,10 +103,14 @@ def test_a_sweep_runs_on_the_cluster_quietly_with_a_result_per_job(sweep, tmp_pa
     assert "#SBATCH --gpus-per-task=0" in script and "#SBATCH --no-requeue" in script
 
 
-def test_a_failing_job_fails_alone(sweep, tmp_path):
-    proc = sweep("steps=1", "target.block_12=[0],[2000]")
+def test_a_failing_job_fails_alone(sweep, tmp_path, monkeypatch):
+    env, callback = recorder_env(tmp_path)  # a user's callback, run in each SLURM job
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    proc = sweep("steps=1", "target.block_12=[0],[2000]", callback)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err  # a sweep in which some job failed
+    assert recorded_job_ends(tmp_path) == [("0", "COMPLETED", "completed"), ("1", "FAILED", "failed")]
     good, bad = _job_dirs(tmp_path / "sweep")
     assert _result(good)["status"] == "completed" and (good / "dream.png").is_file()
     failed = _result(bad)
