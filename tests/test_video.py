@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from benchmarks.video_flicker import SHIFT, frame_change, input_frames, measure, panning_clip
 from conftest import run_cli, start_cli
+from helpers.clips import SHIFT, frame_change, input_frames, measure, panning_clip
 from dreamrun.core.flow import estimate_flow, occlusion, warp
 from dreamrun.errors import DreamError
 from dreamrun.jobs.skeleton import run_job
