@@ -23,7 +23,7 @@ def job_seconds(overrides: list[str], log: str, workdir: Path) -> float:
     cfg = compose_config(*overrides, f"log={log}")
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
     start = time.perf_counter()
-    run_job(DreamJob, cfg, run_dir, progress=False)
+    run_job(DreamJob(cfg, run_dir, progress=False))
     return time.perf_counter() - start
 
 

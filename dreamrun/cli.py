@@ -47,7 +47,8 @@ def _run_job(cfg: DreamConfig) -> None:
     if in_sweep:
         cfg.device = sweeps.device_for_job(cfg.device, hydra_cfg.job.num, torch.cuda.device_count())
     try:
-        result = run_job(joined_kind() or job_kind(cfg.mode), cfg, Path(hydra_cfg.runtime.output_dir),
+        kind = joined_kind() or job_kind(cfg.mode)
+        result = run_job(kind(cfg, Path(hydra_cfg.runtime.output_dir)),
                          overrides=hydra_cfg.overrides.task)
     except DreamError as e:
         log.error("dreamrun: error: %s", e)

@@ -72,7 +72,7 @@ def test_each_jobs_pixels_and_files_are_those_of_its_solo_run(compose_cfg, tmp_p
     assert passes  # the jobs' gradients came from the shared network
     for job, overrides in zip(together, DIFFERENT):
         solo = tmp_path / "solo" / job.run_dir.name
-        run_job(DreamJob, compose_cfg(*BASE, *overrides), solo, progress=False)
+        run_job(DreamJob(compose_cfg(*BASE, *overrides), solo, progress=False))
         assert job.error is None and job.result is not None
         # within 1/255 of the solo dream: the same steps, up to the rounding of batched arithmetic
         assert np.abs(_pixels(job.run_dir / "dream.png") - _pixels(solo / "dream.png")).max() <= 1
@@ -297,7 +297,7 @@ def test_the_groups_of_one_model_build_it_once_and_dream_as_alone(compose_cfg, t
     assert builds == [1]
     for job in [job for group in groups for job in group]:
         solo = tmp_path / "solo" / job.run_dir.name
-        run_job(DreamJob, job.cfg, solo, progress=False)
+        run_job(DreamJob(job.cfg, solo, progress=False))
         assert np.abs(_pixels(job.run_dir / "dream.png") - _pixels(solo / "dream.png")).max() <= 1
 
 

@@ -62,7 +62,7 @@ def strict_json(path):
 def test_gain_is_null_where_the_objective_does_not_start_above_zero(compose_cfg, tmp_path):
     # a negative weight dreams the layer away: the objective starts below zero
     cfg = compose_cfg(*TINY, "~target.block_12", "+target.block_12={weight: -1}", "precision=fp32")
-    result = run_job(DreamJob, cfg, tmp_path, progress=False)
+    result = run_job(DreamJob(cfg, tmp_path, progress=False))
     metrics = strict_json(tmp_path / "metrics.json")
     assert metrics["objective_before"] < 0 and metrics["gain"] is None and result.metrics["gain"] is None
     assert metrics["objective_after"] > metrics["objective_before"]  # the ascent still raised it
@@ -105,7 +105,7 @@ def test_noise_input_is_seeded(compose_cfg):
 
 def test_run_job_writes_the_run_dir(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "octaves=3", "input.size=120")
-    result = run_job(DreamJob, cfg, tmp_path, progress=False)
+    result = run_job(DreamJob(cfg, tmp_path, progress=False))
     with Image.open(tmp_path / "dream.png") as dream, Image.open(tmp_path / "input.png") as source:
         assert dream.size == source.size == (120, 80)
     assert sorted(p.name for p in tmp_path.glob("octave_*.png")) == ["octave_0.png", "octave_1.png", "octave_2.png"]

@@ -59,7 +59,7 @@ def test_out_of_memory_names_the_size_that_fit_and_what_to_change(compose_cfg, t
 
     monkeypatch.setattr(engine, "ascent_step", ascent_step_with_little_memory)
     with pytest.raises(DreamError) as error:
-        run_job(DreamJob, compose_cfg(*TINY), tmp_path, progress=False)
+        run_job(DreamJob(compose_cfg(*TINY), tmp_path, progress=False))
     message = str(error.value)
     assert message.startswith("out of memory dreaming a 96x64 px image on cpu "
                               "(the largest size that fit was 69x46 px): use a smaller input.size")

@@ -128,8 +128,8 @@ def test_an_interrupted_dream_keeps_every_octave_image_it_reached(compose_cfg, t
 
     monkeypatch.setattr(engine, "ascent_step", step)
     with pytest.raises(KeyboardInterrupt):
-        run_job(DreamJob, compose_cfg("model=efficientnet_lite0", "input.size=128", "octaves=3", "steps=2",
-                                      "device=cpu", "log=none"), tmp_path, progress=False)
+        run_job(DreamJob(compose_cfg("model=efficientnet_lite0", "input.size=128", "octaves=3", "steps=2",
+                                      "device=cpu", "log=none"), tmp_path, progress=False))
     assert [Image.open(tmp_path / f"octave_{i}.png").size for i in range(2)] == [(65, 43), (91, 61)]
     assert not (tmp_path / "octave_2.png").exists() and (tmp_path / "interrupted.png").is_file()
 

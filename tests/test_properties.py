@@ -338,7 +338,7 @@ def _check_job(overrides: list[str], run_dir: Path) -> str:
         return "config error"
     kind = job_kind(cfg.mode)
     try:
-        run_job(kind, cfg, run_dir, progress=False)
+        run_job(kind(cfg, run_dir, progress=False))
     except DreamError as e:
         result = json.loads((run_dir / RESULT_FILE).read_text())
         assert (result["status"], result["error"]) == ("failed", str(e))

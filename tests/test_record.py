@@ -36,7 +36,7 @@ def _assert_paths_name_everything(run_dir: Path) -> dict[str, str]:
 
 def test_a_dream_names_its_octaves_tensorboard_file_and_itself(compose_cfg, tmp_path):
     run_dir = tmp_path / "run"
-    run_job(DreamJob, compose_cfg(*TINY), run_dir, progress=False)
+    run_job(DreamJob(compose_cfg(*TINY), run_dir, progress=False))
     paths = _assert_paths_name_everything(run_dir)
     assert paths["dream"] == "dream.png" and paths["input"] == "input.png" and paths["metrics"] == "metrics.json"
     assert paths["octave_0"] == "octave_0.png" and paths["octave_1"] == "octave_1.png"
@@ -45,7 +45,7 @@ def test_a_dream_names_its_octaves_tensorboard_file_and_itself(compose_cfg, tmp_
 
 def test_a_zoom_names_its_frames_dir_not_each_frame(compose_cfg, tmp_path):
     run_dir = tmp_path / "run"
-    run_job(ZoomJob, compose_cfg(*ZOOM), run_dir, progress=False)
+    run_job(ZoomJob(compose_cfg(*ZOOM), run_dir, progress=False))
     paths = _assert_paths_name_everything(run_dir)
     assert paths["frames"] == "frames/" and len(list((run_dir / "frames").glob("*.png"))) == 4
     assert not [p for p in paths.values() if p.startswith("frames/") and p != "frames/"]
@@ -84,10 +84,10 @@ def test_the_no_ffmpeg_note_is_said_once_then_only_at_debug(compose_cfg, tmp_pat
                                                               cache_home):
     monkeypatch.setattr(zoom, "find_ffmpeg", lambda: None)
     caplog.set_level(logging.DEBUG, logger="dreamrun")
-    run_job(ZoomJob, compose_cfg(*ZOOM, "log=none"), tmp_path / "first", progress=False)
+    run_job(ZoomJob(compose_cfg(*ZOOM, "log=none"), tmp_path / "first", progress=False))
     assert _notes(caplog) == [logging.INFO]
     assert no_ffmpeg_marker() == cache_home / "dreamrun" / "no-ffmpeg-noted" and no_ffmpeg_marker().is_file()
-    run_job(ZoomJob, compose_cfg(*ZOOM, "log=none"), tmp_path / "second", progress=False)
+    run_job(ZoomJob(compose_cfg(*ZOOM, "log=none"), tmp_path / "second", progress=False))
     assert _notes(caplog) == [logging.DEBUG]
     assert not (tmp_path / "second" / "zoom.mp4").exists()
     assert "video" not in json.loads((tmp_path / "second" / "result.json").read_text())["paths"]
@@ -99,7 +99,7 @@ def test_a_cache_that_cannot_be_written_still_lets_the_zoom_finish(compose_cfg, 
     cache_home.write_text("a file where the cache dir should be")  # unwritable even for root
     caplog.set_level(logging.DEBUG, logger="dreamrun")
     for run in ("first", "second"):
-        run_job(ZoomJob, compose_cfg(*ZOOM, "log=none"), tmp_path / run, progress=False)
+        run_job(ZoomJob(compose_cfg(*ZOOM, "log=none"), tmp_path / run, progress=False))
         assert json.loads((tmp_path / run / "result.json").read_text())["status"] == "completed"
         assert _notes(caplog) == [logging.INFO]  # nowhere to remember it: said again
 

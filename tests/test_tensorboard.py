@@ -36,7 +36,7 @@ def finished_run(tmp_path_factory):
     from dreamrun.config.compose import compose_config
     cfg = compose_config(*RUN)
     run_dir = tmp_path_factory.mktemp("run")
-    run_job(DreamJob, cfg, run_dir, progress=False)
+    run_job(DreamJob(cfg, run_dir, progress=False))
     return run_dir, read_run(run_dir)
 
 
@@ -110,14 +110,14 @@ def test_an_interrupted_run_keeps_what_it_logged(compose_cfg, tmp_path, monkeypa
 
     monkeypatch.setattr(engine, "ascent_step", interrupted_step)
     with pytest.raises(KeyboardInterrupt):
-        run_job(DreamJob, compose_cfg(*RUN), tmp_path, progress=False)
+        run_job(DreamJob(compose_cfg(*RUN), tmp_path, progress=False))
     events = read_run(tmp_path)
     assert [e.step for e in events.Scalars("dream/loss")] == [0, 1, 2, 3]
     assert "config/text_summary" in events.Tags()["tensors"]
 
 
 def test_tensorboard_logging_can_be_turned_off(compose_cfg, tmp_path):
-    run_job(DreamJob, compose_cfg(*TINY, "log=none"), tmp_path, progress=False)
+    run_job(DreamJob(compose_cfg(*TINY, "log=none"), tmp_path, progress=False))
     assert not list(tmp_path.glob("events.out.tfevents.*"))
     assert (tmp_path / "dream.png").is_file()
 
@@ -160,7 +160,7 @@ def test_a_real_tensorboard_serves_the_run(finished_run):
 
 
 def test_logged_images_can_be_shrunk(compose_cfg, tmp_path):
-    run_job(DreamJob, compose_cfg(*RUN, "log.image_max_side=40"), tmp_path, progress=False)
+    run_job(DreamJob(compose_cfg(*RUN, "log.image_max_side=40"), tmp_path, progress=False))
     events = read_run(tmp_path)
     for tag in ["dream/input", "dream/octave_end", "dream/progress", "dream/final", "heatmap/block_6"]:
         assert all(max(e.height, e.width) == 40 for e in events.Images(tag)), tag

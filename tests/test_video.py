@@ -290,13 +290,13 @@ def test_bad_input_is_one_line_and_exit_2(clip, tmp_path, make, phrase):
 ])
 def test_video_settings_are_checked(compose_cfg, tmp_path, overrides, phrase):
     with pytest.raises(DreamError, match=phrase):
-        run_job(VideoJob, compose_cfg("model=efficientnet_lite0", *overrides), tmp_path, progress=False)
+        run_job(VideoJob(compose_cfg("model=efficientnet_lite0", *overrides), tmp_path, progress=False))
 
 
 def test_without_pyav_the_error_says_what_to_install(compose_cfg, tmp_path, clip, monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)  # import av raises ImportError
     with pytest.raises(DreamError, match=r"pip install 'dreamrun\[video\]'"):
-        run_job(VideoJob, compose_cfg(*VIDEO, f"input.path={clip}"), tmp_path, progress=False)
+        run_job(VideoJob(compose_cfg(*VIDEO, f"input.path={clip}"), tmp_path, progress=False))
 
 
 def test_the_video_progress_bar_counts_frames_with_an_eta(capsys):

@@ -68,7 +68,7 @@ def test_frame_progress_bar_counts_frames(capsys):
 
 
 def test_zoom_run_writes_frames_animation_and_video(compose_cfg, tmp_path):
-    result = run_job(ZoomJob, compose_cfg(*ZOOM, "zoom.log_every=2"), tmp_path, progress=False)
+    result = run_job(ZoomJob(compose_cfg(*ZOOM, "zoom.log_every=2"), tmp_path, progress=False))
     frames = sorted((tmp_path / "frames").glob("*.png"))
     assert [p.name for p in frames] == ["000000.png", "000001.png", "000002.png", "000003.png"]
     for frame in frames:
@@ -94,14 +94,13 @@ def test_zoom_run_writes_frames_animation_and_video(compose_cfg, tmp_path):
 
 
 def test_webp_animation(compose_cfg, tmp_path):
-    result = run_job(ZoomJob, compose_cfg(*ZOOM, "zoom.animation=webp", "log=none"), tmp_path, progress=False)
+    result = run_job(ZoomJob(compose_cfg(*ZOOM, "zoom.animation=webp", "log=none"), tmp_path, progress=False))
     with Image.open(result.output) as webp:
         assert result.output.name == "zoom.webp" and webp.n_frames == 4
 
 
 def test_a_target_schedule_takes_its_targets_in_turn(compose_cfg, tmp_path):
-    run_job(ZoomJob, compose_cfg(*ZOOM, "zoom.targets=[{block_3: [0]}, {block_5: [1]}]", "zoom.frames_per_target=1"),
-                 tmp_path, progress=False)
+    run_job(ZoomJob(compose_cfg(*ZOOM, "zoom.targets=[{block_3: [0]}, {block_5: [1]}]", "zoom.frames_per_target=1"), tmp_path, progress=False))
     board = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0}).Reload()
     assert [e.step for e in board.Scalars("act/block_3[0]")] == [0, 2]
     assert [e.step for e in board.Scalars("act/block_5[1]")] == [1, 3]
@@ -111,7 +110,7 @@ def test_zoom_settings_are_checked(compose_cfg, tmp_path):
     for override, message in [("zoom.factor=0.7", "zoom.factor"), ("zoom.frames=0", "zoom.frames"),
                               ("zoom.targets=[{block_99: all}]", r"zoom.targets\[0\]: unknown layer")]:
         with pytest.raises(DreamError, match=message):
-            run_job(ZoomJob, compose_cfg(*ZOOM, override), tmp_path, progress=False)
+            run_job(ZoomJob(compose_cfg(*ZOOM, override), tmp_path, progress=False))
 
 
 def _zoom_cli(run_dir, *extra):
@@ -197,16 +196,16 @@ def test_resume_is_refused_where_there_is_nothing_to_resume(tmp_path, args, mess
 
 def test_a_zoom_resumed_in_process_without_saved_frames_is_refused(compose_cfg, tmp_path):
     with pytest.raises(DreamError, match="holds no saved zoom frames"):
-        run_job(ZoomJob, compose_cfg(*ZOOM, "resume=true"), tmp_path, progress=False)
+        run_job(ZoomJob(compose_cfg(*ZOOM, "resume=true"), tmp_path, progress=False))
 
 
 def test_a_saved_rng_state_that_torch_cannot_take_is_refused_in_one_line(compose_cfg, tmp_path):
     import base64
 
-    run_job(ZoomJob, compose_cfg(*ZOOM, "zoom.frames=2"), tmp_path, progress=False)
+    run_job(ZoomJob(compose_cfg(*ZOOM, "zoom.frames=2"), tmp_path, progress=False))
     state_file = tmp_path / "zoom_state.json"
     state = json.loads(state_file.read_text())
     state["rng_state"] = base64.b64encode(bytes(len(base64.b64decode(state["rng_state"])))).decode()  # zeros
     state_file.write_text(json.dumps(state))
     with pytest.raises(DreamError, match="zoom_state.json is damaged: rng_state is not the jitter RNG's saved state"):
-        run_job(ZoomJob, compose_cfg(*ZOOM, "zoom.frames=3", "resume=true"), tmp_path, progress=False)
+        run_job(ZoomJob(compose_cfg(*ZOOM, "zoom.frames=3", "resume=true"), tmp_path, progress=False))

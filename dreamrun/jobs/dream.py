@@ -21,7 +21,7 @@ from dreamrun.core.octaves import check_octaves, resize
 from dreamrun.jobs.dreamer import (Dreamer, build_dreamer, compile_target, configured_gradient_filter, describe,
                                    setup_device)
 from dreamrun.jobs.record import OUTPUT_FILES
-from dreamrun.jobs.skeleton import JobKind, JobResult, validate
+from dreamrun.jobs.skeleton import JobKind, JobResult
 from dreamrun.nets.backends import backend_settings
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil
@@ -41,9 +41,8 @@ class DreamResult:
 
 
 def prepare(cfg: DreamConfig, height: int, width: int, **shared: Any) -> Dreamer:
-    """Check everything about cfg that can be checked before dreaming, and build the dreamer (on a
-    shared network: see build_dreamer)."""
-    validate(cfg)
+    """The dreamer for an image of this size, once cfg is validated (skeleton.validate): the target
+    compiled, the octaves checked against the size, the network built (or shared: see build_dreamer)."""
     objective = compile_target(cfg)
     check_octaves(height, width, cfg.octaves, cfg.octave_scale, cfg.model.min_size)
     return build_dreamer(cfg, objective, setup_device(cfg), long_side=max(height, width), **shared)

@@ -5,8 +5,10 @@
 with what goes wrong mapped to one line (DreamError): a NaN objective, running out of memory.
 Ctrl-C and SIGTERM stop the job cleanly (dreamrun.jobs.interrupts) and come out as KeyboardInterrupt.
 
-A job kind (dreamrun.jobs.dream, dreamrun.jobs.zoom) subclasses JobKind and supplies only what
-differs: its own checks, its input, its network, its observers and its loop.
+A job kind (dreamrun.jobs.dream, .zoom, .video) subclasses JobKind and supplies only what differs: its
+own checks, its input, its network, its observers and its loop. A job is an object of its kind, made for
+one config and run dir, that keeps what it learns between the hooks; the skeleton validates its config
+once, then calls the hooks in order.
 """
 import logging
 import math
@@ -73,17 +75,16 @@ class JobKind:
         """Ctrl-C or SIGTERM stopped the loop: keep what is worth keeping."""
 
 
-def run_job(kind: type[JobKind], cfg: DreamConfig, run_dir: Path, *, overrides: Sequence[str] = (),
-            progress: Optional[bool] = None) -> JobResult:
-    """A job of this kind in run_dir, its outcome in result.json. Raises DreamError for what the user
-    can fix, KeyboardInterrupt (interrupts.Terminated for SIGTERM) when stopped; anything else is a bug."""
-    run_dir = Path(run_dir)
+def run_job(job: JobKind, *, overrides: Sequence[str] = ()) -> JobResult:
+    """The job in its run dir, its outcome in result.json. Raises DreamError for what the user can fix,
+    KeyboardInterrupt (interrupts.Terminated for SIGTERM) when stopped; anything else is a bug."""
+    run_dir = job.run_dir
     record = JobRecord(overrides=list(overrides))
-    if cfg.overwrite:
+    if job.cfg.overwrite:
         clear_results(run_dir)
     try:
         with interrupts.handled():
-            result = _live(kind(cfg, run_dir, progress))
+            result = _live(job)
     except DreamError as e:
         record.finish(run_dir, FAILED, error=str(e))
         raise

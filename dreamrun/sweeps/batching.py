@@ -31,7 +31,7 @@ from dreamrun.jobs.dreamer import (Dreamer, backend_settings_for, compile_target
 from dreamrun.core.octaves import check_octaves, octave_sizes, resize
 from dreamrun.core.tiles import GRADIENT, MEMORY_SHARE, NEVER_TILE, bytes_per_pixel, free_memory, tile_side
 from dreamrun.jobs.kinds import job_kind
-from dreamrun.jobs.skeleton import JobKind, JobResult, load_input, run_job, validate
+from dreamrun.jobs.skeleton import JobKind, JobResult, load_input, run_job
 from dreamrun.nets.backends import backend_settings
 from dreamrun.nets.build import build_model
 from dreamrun.nets.feature_net import FeatureNet, feature_net
@@ -265,7 +265,6 @@ def dream_together(jobs: Sequence[Job], exact: bool = True, models: Optional[Mod
     joining = []
     for job in jobs:
         try:
-            validate(job.cfg)
             joining.append((job, compile_target(job.cfg).layers))
         except DreamError:
             run(job, None)  # fails as it would alone, and says why in its result.json
@@ -390,8 +389,8 @@ def _gradient(net: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
 def run_one(job: Job, kind: Optional[Callable[..., JobKind]] = None) -> None:
     """job on the skeleton, as kind (None: the kind its mode says), its outcome in job (and result.json)."""
     try:
-        job.result = run_job(kind or job_kind(job.cfg.mode), job.cfg, job.run_dir, overrides=job.overrides,
-                             progress=False)
+        job.result = run_job((kind or job_kind(job.cfg.mode))(job.cfg, job.run_dir, progress=False),
+                             overrides=job.overrides)
     except KeyboardInterrupt as e:
         job.error = e
     except DreamError as e:

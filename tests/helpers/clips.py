@@ -54,7 +54,7 @@ def run_video(clip: Path, run_dir: Path, *overrides: str) -> list[np.ndarray]:
 
     cfg = compose_config("mode=video", "model=efficientnet_lite0", "input=video", f"input.path={clip}",
                          "input.size=null", "device=cpu", "log.tensorboard=false", *overrides)
-    run_job(VideoJob, cfg, run_dir, progress=False)
+    run_job(VideoJob(cfg, run_dir, progress=False))
     return dream_frames(run_dir)
 
 

@@ -101,7 +101,7 @@ def _file_job(workdir: Path, image: Path, seed: int) -> bool:
 
     run_dir = workdir / f"job_{seed}"
     cfg = compose_config(*TINY, "log=tensorboard", "input=image", f"input.path={image}", f"seed={seed}")
-    run_job(DreamJob, cfg, run_dir, progress=False)
+    run_job(DreamJob(cfg, run_dir, progress=False))
     return json.loads((run_dir / RESULT_FILE).read_text())["status"] == "completed"
 
 
