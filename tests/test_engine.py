@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from dreamrun.core import engine
+from dreamrun.core.engine import Ascent
 from dreamrun.core.observers import Observer
 
 
@@ -14,11 +15,10 @@ def grey(height=64, width=80) -> torch.Tensor:
     return torch.full((1, 3, height, width), 0.5)
 
 
-def dream(image, objective, **kwargs):
-    params = dict(octaves=1, octave_scale=1.4, steps=3, step_size=0.01, max_shift=0,
-                  generator=torch.Generator().manual_seed(0))
-    params.update(kwargs)
-    return engine.dream(image, objective, **params)
+def dream(image, objective, generator=None, observers=(), **settings):
+    ascent = Ascent(**{"octaves": 1, "octave_scale": 1.4, "steps": 3, "step_size": 0.01, "max_shift": 0, **settings})
+    return engine.dream(image, objective, ascent, generator=generator or torch.Generator().manual_seed(0),
+                        observers=observers)
 
 
 def test_roll_then_unroll_is_the_identity():

@@ -9,14 +9,15 @@ from PIL import Image
 
 from conftest import TINY, run_cli
 from dreamrun.core import engine
+from dreamrun.core.engine import Ascent
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dream import DreamJob
 from dreamrun.jobs.skeleton import run_job
 
 
 def _dream(objective, steps: int) -> torch.Tensor:
-    return engine.dream(torch.full((1, 3, 32, 32), 0.5), objective, octaves=1, octave_scale=1.4, steps=steps,
-                        step_size=0.01, max_shift=0, generator=torch.Generator().manual_seed(0))
+    return engine.dream(torch.full((1, 3, 32, 32), 0.5), objective, Ascent(octaves=1, steps=steps, max_shift=0),
+                        generator=torch.Generator().manual_seed(0))
 
 
 def test_a_nan_step_is_not_taken_and_stops_the_dream_at_the_octave_end():

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from dreamrun.core import engine
+from dreamrun.core.engine import Ascent
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dream import DreamJob
 from dreamrun.jobs.skeleton import run_job
@@ -110,8 +111,8 @@ def test_octave_images_are_encoded_off_the_dreams_thread_in_order(tmp_path, monk
 
     monkeypatch.setattr(octave_images, "save_png", save_png)
     observer = octave_images.OctaveImages(tmp_path)
-    engine.dream(torch.rand(1, 3, 48, 48), lambda x: x.pow(2).mean(), octaves=3, octave_scale=1.4, steps=2,
-                 step_size=0.01, max_shift=0, generator=torch.Generator(), observers=[observer])
+    engine.dream(torch.rand(1, 3, 48, 48), lambda x: x.pow(2).mean(), Ascent(octaves=3, steps=2, max_shift=0),
+                 generator=torch.Generator(), observers=[observer])
     observer.close()
     assert written == [(False, f"octave_{i}.png") for i in range(3)]
     assert all((tmp_path / f"octave_{i}.png").is_file() for i in range(3))
@@ -142,6 +143,6 @@ def test_a_failed_octave_image_write_fails_the_job(tmp_path, monkeypatch):
     monkeypatch.setattr(octave_images, "save_png", save_png)
     observer = octave_images.OctaveImages(tmp_path)
     with pytest.raises(OSError, match="No space left"):
-        engine.dream(torch.rand(1, 3, 48, 48), lambda x: x.pow(2).mean(), octaves=3, octave_scale=1.4, steps=1,
-                     step_size=0.01, max_shift=0, generator=torch.Generator(), observers=[observer])
+        engine.dream(torch.rand(1, 3, 48, 48), lambda x: x.pow(2).mean(), Ascent(octaves=3, steps=1, max_shift=0),
+                     generator=torch.Generator(), observers=[observer])
         observer.close()

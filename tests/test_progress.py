@@ -1,12 +1,13 @@
 import torch
 
 from dreamrun.core import engine
+from dreamrun.core.engine import Ascent
 from dreamrun.outputs.progress import FrameProgressBar, ProgressBar
 
 
 def run_with(bar: ProgressBar) -> None:
-    engine.dream(torch.full((1, 3, 32, 32), 0.5), lambda x: x.pow(2).mean(), octaves=2, octave_scale=1.4,
-                 steps=3, step_size=0.01, max_shift=0, generator=torch.Generator(), observers=[bar])
+    engine.dream(torch.full((1, 3, 32, 32), 0.5), lambda x: x.pow(2).mean(), Ascent(octaves=2, steps=3, max_shift=0),
+                 generator=torch.Generator(), observers=[bar])
 
 
 def test_progress_bar_shows_octave_steps_and_loss(capsys):

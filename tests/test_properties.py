@@ -23,6 +23,7 @@ from dreamrun.config.compose import compose_config
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, schema_keys
 from dreamrun.config.schema import Mode
 from dreamrun.core import engine
+from dreamrun.core.engine import Ascent
 from dreamrun.core.octaves import octave_sizes
 from dreamrun.core.zoom import zoom_in
 from dreamrun.errors import DreamError
@@ -47,9 +48,10 @@ dreams = st.fixed_dictionaries({
 
 
 def _dream(case: dict, image: torch.Tensor) -> torch.Tensor:
-    return engine.dream(image, objective, octaves=case["octaves"], octave_scale=1.4, steps=case["steps"],
-                        step_size=case["step_size"], max_shift=case["max_shift"],
-                        generator=torch.Generator().manual_seed(case["seed"]), tile_size=case["tile_size"])
+    ascent = Ascent(octaves=case["octaves"], steps=case["steps"], step_size=case["step_size"],
+                    max_shift=case["max_shift"], tile_size=case["tile_size"])
+    return engine.dream(image, objective, ascent,
+                        generator=torch.Generator().manual_seed(case["seed"]))
 
 
 @settings(max_examples=60, deadline=None)

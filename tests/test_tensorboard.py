@@ -13,6 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from dreamrun.core import engine
+from dreamrun.core.engine import Ascent
 from dreamrun.core.octaves import octave_sizes
 from dreamrun.jobs.dream import DreamJob
 from dreamrun.jobs.skeleton import run_job
@@ -198,8 +199,8 @@ def test_step_seconds_on_cuda_are_the_gpus_time_not_the_hosts(tmp_path, monkeypa
     monkeypatch.setattr(torch.cuda, "Event", FakeCudaEvent)
     writer = SummaryWriter(str(tmp_path))
     logger = TensorBoardLogger(writer, device=torch.device("cuda"))
-    engine.dream(torch.full((1, 3, 32, 32), 0.5), lambda x: x.pow(2).mean(), octaves=2, octave_scale=1.4, steps=3,
-                 step_size=0.01, max_shift=0, generator=torch.Generator(), observers=[logger])
+    engine.dream(torch.full((1, 3, 32, 32), 0.5), lambda x: x.pow(2).mean(), Ascent(octaves=2, steps=3, max_shift=0),
+                 generator=torch.Generator(), observers=[logger])
     logger.close()
     seconds = [e.value for e in read_run(tmp_path).Scalars("dream/step_seconds")]
     assert seconds == [pytest.approx(0.25)] * 6

@@ -13,6 +13,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import REPO, TINY, ZOOM, run_cli, start_cli
+from dreamrun.core.engine import Ascent
 from dreamrun.core.zoom import zoom_dream, zoom_in
 from dreamrun.errors import DreamError
 from dreamrun.jobs.skeleton import run_job
@@ -60,8 +61,8 @@ def test_zoom_keeps_the_size_and_the_value_range():
 
 
 def test_frame_progress_bar_counts_frames(capsys):
-    zoom_dream(torch.full((1, 3, 32, 32), 0.5), lambda frame: (lambda x: x.pow(2).mean()), frames=3,
-               factor=0.02, rotation=0.0, octaves=1, octave_scale=1.4, steps=1, step_size=0.01, max_shift=0,
+    zoom_dream(torch.full((1, 3, 32, 32), 0.5), lambda frame: (lambda x: x.pow(2).mean()),
+               Ascent(octaves=1, steps=1, max_shift=0), frames=3, factor=0.02, rotation=0.0,
                generator=torch.Generator(), observers=[FrameProgressBar(enabled=True)])
     err = capsys.readouterr().err
     assert "zoom" in err and "3/3" in err and "frame" in err
@@ -119,6 +120,14 @@ def _zoom_cli(run_dir, *extra):
             "zoom.rotation=2", f"hydra.run.dir={run_dir}", *extra]
 
 
+def _saved_frame(run_dir) -> int:
+    """The last frame the zoom's state file names (-1: none yet). A frame's PNG is written before the state."""
+    try:
+        return json.loads((run_dir / "zoom_state.json").read_text())["frame"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return -1
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_stopped_zoom_resumes_to_the_same_frames_as_an_uninterrupted_one(tmp_path, sig):
@@ -128,7 +137,7 @@ def test_a_stopped_zoom_resumes_to_the_same_frames_as_an_uninterrupted_one(tmp_p
     killed_dir = tmp_path / "killed"
     proc = start_cli(*_zoom_cli(killed_dir)[3:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300  # generous: a loaded machine can be 5x slower
-    while not (killed_dir / "frames" / "000001.png").exists() and time.monotonic() < deadline:
+    while _saved_frame(killed_dir) < 1 and time.monotonic() < deadline:  # frame 1 and the state naming it
         time.sleep(0.05)
     proc.send_signal(sig)
     proc.wait(timeout=30)

@@ -3,6 +3,7 @@
 Pure: tensors and plain parameters in, a tensor out. No files, no logging; progress is
 reported to observers (see dreamrun.core.observers), the way Lightning calls callbacks.
 """
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
@@ -56,23 +57,28 @@ def ascent_step(
     return image.clamp(0.0, 1.0), {**values, "grad_norm": grad_norm}
 
 
-def dream(
-    image: torch.Tensor,
-    objective: ObjectiveFn,
-    *,
-    octaves: int,
-    octave_scale: float,
-    steps: int,
-    step_size: float,
-    max_shift: int,
-    generator: torch.Generator,
-    tile_size: Optional[int] = None,
-    gradient_filter: Optional[GradientFilter] = None,
-    observers: Sequence[Observer] = (),
-) -> torch.Tensor:
-    """Dream on image (1, 3, H, W) in [0, 1]; returns a dream of the same shape."""
+@dataclass(frozen=True)
+class Ascent:
+    """How a dream climbs: its octaves and their scale, the steps of each and their size (the mean pixel
+    change), the jitter's largest roll in px, gradient tiles (None: the whole image) and the filter the
+    gradient passes through before the step."""
+
+    octaves: int = 4
+    octave_scale: float = 1.4
+    steps: int = 10
+    step_size: float = 0.01
+    max_shift: int = 32
+    tile_size: Optional[int] = None
+    gradient_filter: Optional[GradientFilter] = None
+
+
+def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, generator: torch.Generator,
+          observers: Sequence[Observer] = ()) -> torch.Tensor:
+    """Dream on image (1, 3, H, W) in [0, 1] as ascent says, the jitter drawn from generator; returns a
+    dream of the same shape."""
     height, width = image.shape[-2:]
-    sizes = octave_sizes(height, width, octaves, octave_scale)
+    sizes = octave_sizes(height, width, ascent.octaves, ascent.octave_scale)
+    steps = ascent.steps
     for obs in observers:
         obs.on_dream_start(sizes=sizes, steps=steps)
 
@@ -84,8 +90,9 @@ def dream(
         dreamed = (base + detail).clamp(0.0, 1.0)
         first_bad_step = torch.tensor(-1, device=image.device)
         for step in range(steps):
-            shift = random_shift(max_shift, generator)
-            stepped, values = ascent_step(dreamed, objective, step_size, shift, tile_size, gradient_filter)
+            shift = random_shift(ascent.max_shift, generator)
+            stepped, values = ascent_step(dreamed, objective, ascent.step_size, shift, ascent.tile_size,
+                                          ascent.gradient_filter)
             # a NaN or inf step is not taken; it is reported at the octave's end, so the loop
             # never waits on the GPU to look at the loss
             finite = torch.isfinite(values["loss"]) & torch.isfinite(values["grad_norm"])

@@ -3,24 +3,14 @@
 Pure like the engine: frames (tensors) and plain parameters in, dreamed frames reported to observers
 (`on_frames_start`, `on_flow`, `on_frame`, `on_frames_end`) beside the engine's own per-step hooks.
 """
-from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 import torch
 
-from dreamrun.core.engine import ObjectiveFn, dream
+from dreamrun.core.engine import Ascent, ObjectiveFn, dream
 from dreamrun.core.flow import blend_only, carry
-from dreamrun.core.gradient_filters import GradientFilter
 from dreamrun.core.observers import Observer
 from dreamrun.core.zoom import quantize
-
-
-@dataclass
-class Pyramid:
-    """How long one frame is dreamed: octaves x steps."""
-
-    octaves: int
-    steps: int
 
 
 def frame_start(previous_dream: Optional[torch.Tensor], previous_frame: Optional[torch.Tensor],
@@ -51,27 +41,22 @@ def video_dream(
     frames: Iterable[torch.Tensor],
     objective: ObjectiveFn,
     *,
-    first: Pyramid,
-    each: Pyramid,
+    first: Ascent,
+    each: Ascent,
     blend: float,
     hold: float,
     flow: Optional[str],
-    octave_scale: float,
-    step_size: float,
-    max_shift: int,
     generator: torch.Generator,
     start: int = 0,
     previous: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     total: Optional[int] = None,
-    tile_size: Optional[int] = None,
-    gradient_filter: Optional[GradientFilter] = None,
     observers: Sequence[Observer] = (),
 ) -> Optional[torch.Tensor]:
     """Dream frames start, start+1, … of a video; returns the last dream (None if there was no frame).
 
     frames: the video's frames from frame `start` on, each (1, 3, H, W) in [0, 1] on the dream's device.
-    previous: (frame start-1, its dream) when resuming. Frame 0 is a normal dream (`first`); every
-    next frame is dreamed for `each` from frame_start, its steps held back by `hold` where the previous
+    previous: (frame start-1, its dream) when resuming. Frame 0 is dreamed as `first` (a normal dream);
+    every next frame as `each` (fewer octaves and steps), from frame_start, its steps held back by `hold` where the previous
     dream was carried (hold_carried). flow: an OpenCV flow method (dis, farneback) or
     None for the plain blend. total: how many frames there will be, for the observers (None: unknown).
     """
@@ -84,10 +69,7 @@ def video_dream(
         if figures is not None:
             for obs in observers:
                 obs.on_flow(frame=index, magnitude=figures["magnitude"], occluded=figures["occluded"])
-        pyramid = first if index == 0 else each
-        dreamed = dream(image, objective, octaves=pyramid.octaves, octave_scale=octave_scale, steps=pyramid.steps,
-                        step_size=step_size, max_shift=max_shift, generator=generator, tile_size=tile_size,
-                        gradient_filter=gradient_filter, observers=observers)
+        dreamed = dream(image, objective, first if index == 0 else each, generator=generator, observers=observers)
         # quantized as its PNG holds it: a resumed video goes on from exactly these pixels
         dreamed = quantize(hold_carried(image, dreamed, carried, hold))
         for obs in observers:

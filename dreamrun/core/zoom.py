@@ -4,13 +4,12 @@ Pure like the engine: tensors and plain parameters in, frames reported to observ
 (`on_frames_start`, `on_frame`, `on_frames_end`) beside the engine's own per-step hooks.
 """
 import math
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from dreamrun.core.engine import ObjectiveFn, dream
-from dreamrun.core.gradient_filters import GradientFilter
+from dreamrun.core.engine import Ascent, ObjectiveFn, dream
 from dreamrun.core.observers import Observer
 
 
@@ -39,22 +38,16 @@ def quantize(image: torch.Tensor) -> torch.Tensor:
 def zoom_dream(
     image: torch.Tensor,
     objective_for_frame: Callable[[int], ObjectiveFn],
+    ascent: Ascent,
     *,
     frames: int,
     factor: float,
     rotation: float,
-    octaves: int,
-    octave_scale: float,
-    steps: int,
-    step_size: float,
-    max_shift: int,
     generator: torch.Generator,
     start: int = 0,
-    tile_size: Optional[int] = None,
-    gradient_filter: Optional[GradientFilter] = None,
     observers: Sequence[Observer] = (),
 ) -> torch.Tensor:
-    """Frames start … frames-1 of a zoom dream; returns the last.
+    """Frames start … frames-1 of a zoom dream, each dreamed as ascent says; returns the last.
 
     image: (1, 3, H, W) in [0, 1], the input for start == 0, else frame start-1. Frame k > 0 is
     frame k-1 zoomed in and dreamed on again; frame 0 is the dreamed input.
@@ -64,9 +57,7 @@ def zoom_dream(
     for frame in range(start, frames):
         if frame > 0:
             image = zoom_in(image, factor, rotation)
-        image = dream(image, objective_for_frame(frame), octaves=octaves, octave_scale=octave_scale,
-                      steps=steps, step_size=step_size, max_shift=max_shift, generator=generator,
-                      tile_size=tile_size, gradient_filter=gradient_filter, observers=observers)
+        image = dream(image, objective_for_frame(frame), ascent, generator=generator, observers=observers)
         image = quantize(image)
         for obs in observers:
             obs.on_frame(frame=frame, image=image, rng_state=generator.get_state())

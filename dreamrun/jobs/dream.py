@@ -18,8 +18,7 @@ from dreamrun.config.schema import DreamConfig
 from dreamrun.core import engine
 from dreamrun.core.observers import LastStep, Observer
 from dreamrun.core.octaves import check_octaves, resize
-from dreamrun.jobs.dreamer import (Dreamer, build_dreamer, compile_target, configured_gradient_filter, describe,
-                                   setup_device)
+from dreamrun.jobs.dreamer import Dreamer, ascent, build_dreamer, compile_target, describe, setup_device
 from dreamrun.jobs.record import OUTPUT_FILES
 from dreamrun.jobs.skeleton import JobKind, JobResult
 from dreamrun.nets.backends import backend_settings
@@ -66,13 +65,7 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
     before = dreamer.activations(image)
     start = time.perf_counter()
     with backend_settings(dreamer.backends):
-        dreamed = engine.dream(
-            image, dreamer,
-            octaves=cfg.octaves, octave_scale=cfg.octave_scale, steps=cfg.steps,
-            step_size=cfg.step_size, max_shift=cfg.jitter.max_shift,
-            generator=generator, tile_size=dreamer.tile_size, observers=observers,
-            gradient_filter=configured_gradient_filter(cfg),
-        )
+        dreamed = engine.dream(image, dreamer, ascent(cfg, dreamer), generator=generator, observers=observers)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start

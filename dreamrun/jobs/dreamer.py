@@ -9,7 +9,8 @@ import torch
 from omegaconf import OmegaConf
 
 from dreamrun.config.schema import DreamConfig, Mode
-from dreamrun.core.gradient_filters import GradientFilter, gradient_filter
+from dreamrun.core.engine import Ascent
+from dreamrun.core.gradient_filters import gradient_filter
 from dreamrun.core.objectives import Objective, check_channels, guided, parse_target
 from dreamrun.core.tiles import resolve_tile_size
 from dreamrun.errors import DreamError
@@ -165,9 +166,16 @@ def backend_settings_for(cfg: DreamConfig, device: torch.device, deterministic: 
                            deterministic=deterministic)
 
 
-def configured_gradient_filter(cfg: DreamConfig) -> Optional[GradientFilter]:
-    return gradient_filter(smoothing=cfg.gradient.smoothing, luminance=cfg.gradient.luminance_only,
-                           laplacian_levels=cfg.gradient.laplacian_levels)
+def ascent(cfg: DreamConfig, dreamer: Dreamer, *, octaves: Optional[int] = None,
+           steps: Optional[int] = None) -> Ascent:
+    """How the engine climbs for cfg on this dreamer: cfg's octaves and steps unless a frame of a zoom or
+    a video takes its own."""
+    return Ascent(octaves=cfg.octaves if octaves is None else octaves, octave_scale=cfg.octave_scale,
+                  steps=cfg.steps if steps is None else steps, step_size=cfg.step_size,
+                  max_shift=cfg.jitter.max_shift, tile_size=dreamer.tile_size,
+                  gradient_filter=gradient_filter(smoothing=cfg.gradient.smoothing,
+                                                  luminance=cfg.gradient.luminance_only,
+                                                  laplacian_levels=cfg.gradient.laplacian_levels))
 
 
 def describe(cfg: DreamConfig, dreamer: Dreamer) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from PIL import Image
 
 from dreamrun.config.schema import DreamConfig, InputKind
 from dreamrun.core.octaves import check_octaves
-from dreamrun.core.video import Pyramid, video_dream
+from dreamrun.core.video import video_dream
 from dreamrun.errors import DreamError
-from dreamrun.jobs.dreamer import build_dreamer, compile_target, configured_gradient_filter, describe, setup_device
+from dreamrun.jobs.dreamer import ascent, build_dreamer, compile_target, describe, setup_device
 from dreamrun.jobs.frame_files import FramesJob
 from dreamrun.jobs.frame_state import VIDEO, frame_path
 from dreamrun.jobs.record import OUTPUT_FILES
@@ -115,13 +115,11 @@ class VideoJob(FramesJob):
         clock = time.perf_counter()
         if first is not None:
             video_dream(itertools.chain([first], frames), dreamer,
-                        first=Pyramid(cfg.octaves, cfg.steps), each=Pyramid(video.octaves, video.steps_per_frame),
+                        first=ascent(cfg, dreamer), each=ascent(cfg, dreamer, octaves=video.octaves,
+                                                                steps=video.steps_per_frame),
                         blend=video.blend, hold=video.hold, flow=video.flow_method.value if video.flow else None,
-                        octave_scale=cfg.octave_scale, step_size=cfg.step_size, max_shift=cfg.jitter.max_shift,
                         generator=self.generator, start=self.start, previous=previous,
-                        total=frames_expected(self.info, video.every, video.max_frames),
-                        tile_size=dreamer.tile_size, gradient_filter=configured_gradient_filter(cfg),
-                        observers=observers)
+                        total=frames_expected(self.info, video.every, video.max_frames), observers=observers)
         seconds = time.perf_counter() - clock
         made = max(0, self.frames - self.start)
         fps = self.info.fps / video.every

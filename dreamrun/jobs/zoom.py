@@ -22,7 +22,7 @@ from dreamrun.core.objectives import Objective, parse_target
 from dreamrun.core.octaves import check_octaves
 from dreamrun.core.zoom import zoom_dream
 from dreamrun.errors import DreamError
-from dreamrun.jobs.dreamer import build_dreamer, compile_target, configured_gradient_filter, describe, setup_device
+from dreamrun.jobs.dreamer import ascent, build_dreamer, compile_target, describe, setup_device
 from dreamrun.jobs.skeleton import JobResult
 from dreamrun.jobs.frame_files import FramesJob
 from dreamrun.jobs.frame_state import FRAMES_DIR, ZOOM, frame_path
@@ -106,11 +106,9 @@ class ZoomJob(FramesJob):
         if self.start < zoom.frames:
             zoom_dream(image.to(dreamer.device),
                        lambda frame: self.dreamers[frame // zoom.frames_per_target % len(self.dreamers)],
+                       ascent(cfg, dreamer, octaves=zoom.octaves, steps=zoom.steps_per_frame),
                        frames=zoom.frames, start=self.start, factor=zoom.factor, rotation=zoom.rotation,
-                       octaves=zoom.octaves, octave_scale=cfg.octave_scale, steps=zoom.steps_per_frame,
-                       step_size=cfg.step_size, max_shift=cfg.jitter.max_shift, generator=self.generator,
-                       tile_size=dreamer.tile_size, gradient_filter=configured_gradient_filter(cfg),
-                       observers=observers)
+                       generator=self.generator, observers=observers)
         seconds = time.perf_counter() - clock
         result = _write_outputs(cfg, self.run_dir, self.board)
         made = max(0, zoom.frames - self.start)
