@@ -14,9 +14,10 @@ from PIL import Image
 from dreamrun.config.compose import compose_config
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line
 from dreamrun.errors import DreamError
+from dreamrun.inputs.images import load_image, resize_long_side, to_rgb, to_tensor
 from dreamrun.jobs.dream import run_dream
 from dreamrun.jobs.skeleton import validate
-from dreamrun.outputs.images import load_image, resize_long_side, to_pil, to_rgb, to_tensor
+from dreamrun.outputs.images import to_pil
 
 
 class _FromConfig:

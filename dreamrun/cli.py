@@ -152,11 +152,11 @@ def _launch() -> int:
     sweeps.stop_job_lines()
     sweep_dir = sweeps.started_sweep_dir()
     if sweep_dir and Path(sweep_dir).is_dir():  # however the sweep ended: summarise what finished
-        from dreamrun.sweeps.summary import report, write_summary
+        from dreamrun.sweeps.summary import SUMMARY_FILES, report, write_summary
 
         summary = write_summary(sweep_dir)
         print(report(summary), file=sys.stderr)
-        print((Path(sweep_dir) / "summary.png").absolute(), flush=True)
+        print((Path(sweep_dir) / SUMMARY_FILES["image"]).absolute(), flush=True)
         if not exit_status and not summary.all_completed:
             exit_status = EXIT_SWEEP_FAILED
     return exit_status

@@ -28,7 +28,7 @@ def _cpu_threads():
 
 @pytest.fixture(scope="session", autouse=True)
 def _own_cache_dir(tmp_path_factory):
-    """dreamrun's notes-said-once markers (no ffmpeg here) go to a temp dir, never the user's ~/.cache."""
+    """dreamrun's notes-said-once markers (no MP4 writer here) go to a temp dir, never the user's ~/.cache."""
     cache = tmp_path_factory.mktemp("xdg_cache")
     previous = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(cache)

@@ -10,9 +10,10 @@ from PIL import Image
 import dreamrun
 from dreamrun.core.octaves import resize
 from dreamrun.errors import DreamError
+from dreamrun.inputs.images import resize_long_side, to_tensor
 from dreamrun.jobs.dream import DreamJob, at_full_size, objective_gain, run_dream
 from dreamrun.jobs.skeleton import load_input, run_job
-from dreamrun.outputs.images import resize_long_side, to_pil, to_tensor
+from dreamrun.outputs.images import to_pil
 from conftest import TINY
 
 # measured with Lite0's real ReLU6 network: 1.62x on the 128 px sample photo (2 octaves x 10 steps,

@@ -8,11 +8,12 @@ from PIL import Image
 from dreamrun.core import engine
 from dreamrun.core.engine import Ascent
 from dreamrun.errors import DreamError
+from dreamrun.inputs.images import load_image, resize_long_side, sample_image, to_tensor
 from dreamrun.jobs.dream import DreamJob
 from dreamrun.jobs.skeleton import run_job
 from dreamrun.outputs import octave_images
 from dreamrun.outputs.files import save_png
-from dreamrun.outputs.images import load_image, resize_long_side, sample_image, to_pil, to_tensor
+from dreamrun.outputs.images import to_pil
 
 EXIF_ORIENTATION = 0x0112
 

@@ -1,4 +1,4 @@
-"""result.json's `paths` names every file a job leaves; the no-ffmpeg note is said once per user."""
+"""result.json's `paths` names every file a job leaves; the no-MP4 note is said once per user."""
 import json
 import logging
 from pathlib import Path
@@ -11,12 +11,12 @@ from dreamrun.jobs.dream import DreamJob
 from dreamrun.jobs.record import run_dir_paths
 from dreamrun.jobs.skeleton import run_job
 from dreamrun.jobs.zoom import ZoomJob
-from dreamrun.outputs.animation import NO_FFMPEG, find_ffmpeg, no_ffmpeg_marker
+from dreamrun.outputs.video_files import NO_MP4, can_write_mp4, no_mp4_marker
 
 
 @pytest.fixture(autouse=True)
 def cache_home(tmp_path, monkeypatch) -> Path:
-    """A zoom without ffmpeg leaves a marker in the user's cache: never the real ~/.cache."""
+    """A zoom without PyAV leaves a marker in the user's cache: never the real ~/.cache."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     return cache
@@ -51,7 +51,7 @@ def test_a_zoom_names_its_frames_dir_not_each_frame(compose_cfg, tmp_path):
     assert not [p for p in paths.values() if p.startswith("frames/") and p != "frames/"]
     assert paths["zoom_state"] == "zoom_state.json" and paths["animation"] == "zoom.gif"
     assert paths["dream"] == "dream.png" and paths["tensorboard"].startswith("events.out.tfevents.")
-    assert ("video" in paths) == bool(find_ffmpeg())
+    assert ("video" in paths) == bool(can_write_mp4())
 
 
 def test_a_cli_run_names_hydras_files_and_the_log(tmp_path):
@@ -74,19 +74,19 @@ def test_several_of_a_kind_and_unknown_files_each_get_a_name(tmp_path):
 
 
 def _notes(caplog) -> list[int]:
-    """The levels the no-ffmpeg note was logged at, then forget them."""
-    levels = [r.levelno for r in caplog.records if r.getMessage() == NO_FFMPEG]
+    """The levels the no-MP4 note was logged at, then forget them."""
+    levels = [r.levelno for r in caplog.records if r.getMessage() == NO_MP4]
     caplog.clear()
     return levels
 
 
-def test_the_no_ffmpeg_note_is_said_once_then_only_at_debug(compose_cfg, tmp_path, monkeypatch, caplog,
+def test_the_no_mp4_note_is_said_once_then_only_at_debug(compose_cfg, tmp_path, monkeypatch, caplog,
                                                               cache_home):
-    monkeypatch.setattr(zoom, "find_ffmpeg", lambda: None)
+    monkeypatch.setattr(zoom, "can_write_mp4", lambda: False)
     caplog.set_level(logging.DEBUG, logger="dreamrun")
     run_job(ZoomJob(compose_cfg(*ZOOM, "log=none"), tmp_path / "first", progress=False))
     assert _notes(caplog) == [logging.INFO]
-    assert no_ffmpeg_marker() == cache_home / "dreamrun" / "no-ffmpeg-noted" and no_ffmpeg_marker().is_file()
+    assert no_mp4_marker() == cache_home / "dreamrun" / "no-mp4-noted" and no_mp4_marker().is_file()
     run_job(ZoomJob(compose_cfg(*ZOOM, "log=none"), tmp_path / "second", progress=False))
     assert _notes(caplog) == [logging.DEBUG]
     assert not (tmp_path / "second" / "zoom.mp4").exists()
@@ -95,7 +95,7 @@ def test_the_no_ffmpeg_note_is_said_once_then_only_at_debug(compose_cfg, tmp_pat
 
 def test_a_cache_that_cannot_be_written_still_lets_the_zoom_finish(compose_cfg, tmp_path, monkeypatch, caplog,
                                                                    cache_home):
-    monkeypatch.setattr(zoom, "find_ffmpeg", lambda: None)
+    monkeypatch.setattr(zoom, "can_write_mp4", lambda: False)
     cache_home.write_text("a file where the cache dir should be")  # unwritable even for root
     caplog.set_level(logging.DEBUG, logger="dreamrun")
     for run in ("first", "second"):
@@ -108,4 +108,4 @@ def test_the_note_marker_is_under_home_cache_without_an_absolute_xdg_cache_home(
     monkeypatch.setenv("HOME", str(tmp_path))
     for value in ("", "relative/cache"):
         monkeypatch.setenv("XDG_CACHE_HOME", value)
-        assert no_ffmpeg_marker() == tmp_path / ".cache" / "dreamrun" / "no-ffmpeg-noted"
+        assert no_mp4_marker() == tmp_path / ".cache" / "dreamrun" / "no-mp4-noted"

@@ -18,10 +18,11 @@ from conftest import run_cli, start_cli
 from helpers.clips import SHIFT, frame_change, input_frames, measure, panning_clip
 from dreamrun.core.flow import estimate_flow, occlusion, warp
 from dreamrun.errors import DreamError
+from dreamrun.inputs.images import resize_long_side, sample_image, to_tensor
+from dreamrun.inputs.video import read_frames
 from dreamrun.jobs.skeleton import run_job
 from dreamrun.jobs.video import VideoJob
-from dreamrun.outputs.images import resize_long_side, sample_image, to_tensor
-from dreamrun.outputs.video_files import read_frames, save_mp4
+from dreamrun.outputs.video_files import save_mp4
 
 VIDEO = ["mode=video", "model=efficientnet_lite0", "input=video", "input.size=null", "device=cpu",
          "octaves=1", "steps=2", "video.octaves=1", "video.steps_per_frame=2"]

@@ -19,18 +19,16 @@ from dreamrun.core import engine
 from dreamrun.core.observers import LastStep, Observer
 from dreamrun.core.octaves import check_octaves, resize
 from dreamrun.jobs.dreamer import Dreamer, ascent, build_dreamer, compile_target, describe, setup_device
-from dreamrun.jobs.record import OUTPUT_FILES
 from dreamrun.jobs.skeleton import JobKind, JobResult
 from dreamrun.nets.backends import backend_settings
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil
 from dreamrun.outputs.octave_images import OctaveImages
 from dreamrun.outputs.progress import ProgressBar
+from dreamrun.outputs.run_files import OUTPUT_FILES
 from dreamrun.outputs.tensorboard import TensorBoardLogger, log_hparams
 
 log = logging.getLogger(__name__)
-
-INTERRUPTED_IMAGE = "interrupted.png"  # the last finished step of an interrupted dream
 
 
 @dataclass
@@ -141,6 +139,6 @@ class DreamJob(JobKind):
 
     def interrupted(self, image, last: LastStep):
         if last.image is not None:
-            save_png(to_pil(at_full_size(last.image.cpu(), image)), self.run_dir / INTERRUPTED_IMAGE)
+            save_png(to_pil(at_full_size(last.image.cpu(), image)), self.run_dir / OUTPUT_FILES["interrupted"])
             log.info("interrupted: the last finished step (octave %d, step %d) is in %s",
-                     last.octave, last.step, INTERRUPTED_IMAGE)
+                     last.octave, last.step, OUTPUT_FILES["interrupted"])

@@ -14,11 +14,11 @@ from dreamrun.core.gradient_filters import gradient_filter
 from dreamrun.core.objectives import Objective, check_channels, guided, parse_target
 from dreamrun.core.tiles import resolve_tile_size
 from dreamrun.errors import DreamError
+from dreamrun.inputs.images import load_image, resize_long_side, to_tensor
 from dreamrun.nets.backends import BackendSettings, autotune
 from dreamrun.nets.build import build_model, class_names
 from dreamrun.nets.feature_net import FeatureNet, channel_counts, feature_net
 from dreamrun.nets.precision import autocast_dtype
-from dreamrun.outputs.images import load_image, resize_long_side, to_tensor
 
 log = logging.getLogger(__name__)
 

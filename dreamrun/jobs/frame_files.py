@@ -11,10 +11,11 @@ from PIL import Image
 
 from dreamrun.core.observers import Observer
 from dreamrun.errors import DreamError
+from dreamrun.inputs.images import to_tensor
 from dreamrun.jobs.frame_state import FrameKind, fingerprint, frame_path, nothing_to_resume, read_state
 from dreamrun.jobs.skeleton import JobKind
 from dreamrun.outputs.files import save_json, save_png
-from dreamrun.outputs.images import to_pil, to_tensor
+from dreamrun.outputs.images import to_pil
 from dreamrun.outputs.progress import FrameProgressBar
 from dreamrun.outputs.tensorboard import FramesTensorBoardLogger
 

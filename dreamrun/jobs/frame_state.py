@@ -11,8 +11,8 @@ from omegaconf import DictConfig
 
 from dreamrun.config.keys import flatten_config
 from dreamrun.errors import DreamError
+from dreamrun.outputs.run_files import FRAMES_DIR, frame_file, state_file
 
-FRAMES_DIR = "frames"
 RNG_STATE_BYTES = 5056  # torch.Generator().get_state() on the CPU: mt19937's words and its bookkeeping
 # keys any resumed run may change without changing the frames: how they are logged, how fast they are made
 _SPEED_AND_LOGGING = ("resume", "device", "compile", "channels_last", "tile", "log", "mode")
@@ -27,7 +27,7 @@ class FrameKind:
 
     @property
     def state_file(self) -> str:
-        return f"{self.name}_state.json"
+        return state_file(self.name)
 
     @property
     def resumable(self) -> set[str]:
@@ -57,7 +57,7 @@ def nothing_to_resume(run_dir: Path, kind: FrameKind) -> DreamError:
 
 
 def frame_path(run_dir: Path, frame: int) -> Path:
-    return run_dir / FRAMES_DIR / f"{frame:06d}.png"
+    return run_dir / FRAMES_DIR / frame_file(frame)
 
 
 def read_state(run_dir: Path, config: dict[str, Any], kind: FrameKind) -> Optional[dict[str, Any]]:

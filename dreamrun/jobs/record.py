@@ -25,7 +25,6 @@ jobs run in other processes (or on other machines) and nothing they hold in memo
 """
 import json
 import os
-import re
 import shutil
 import socket
 from dataclasses import asdict, dataclass, field
@@ -33,26 +32,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from dreamrun.jobs.frame_state import FRAMES_DIR, KINDS
+from dreamrun.jobs.frame_state import KINDS
 from dreamrun.outputs.files import save_json
+from dreamrun.outputs.run_files import (FRAMES_DIR, HYDRA_DIR, OCTAVE_IMAGE, OUTPUT_FILES, RESULT_FILE, RESULT_GLOBS,
+                                        TENSORBOARD_PREFIX)
 
-RESULT_FILE = "result.json"
 COMPLETED, FAILED, INTERRUPTED = "completed", "failed", "interrupted"
-# the files a job may leave, relative to its run dir so a moved sweep dir stays readable
-OUTPUT_FILES = {"dream": "dream.png", "input": "input.png", "metrics": "metrics.json", "log": "dreamrun.log",
-                "interrupted": "interrupted.png", "last_good": "last_good.png",
-                "animation": "zoom.gif", "animation_webp": "zoom.webp", "video": "zoom.mp4",
-                "dream_video": "dream.mp4", "preview": "preview.gif"}
 # every name in a run dir with a fixed role: the outputs, then what records and resumes them
-ROLES = {name: role for role, name in {**OUTPUT_FILES, "result": RESULT_FILE, "frames": FRAMES_DIR, "hydra": ".hydra",
+ROLES = {name: role for role, name in {**OUTPUT_FILES, "result": RESULT_FILE, "frames": FRAMES_DIR, "hydra": HYDRA_DIR,
                                        **{f"{k.name}_state": k.state_file for k in KINDS.values()}}.items()}
-OCTAVE_IMAGE = re.compile(r"(octave_\d+)\.png")
-TENSORBOARD_PREFIX = "events.out.tfevents."
-
-
-# everything a job writes besides Hydra's .hydra/ and the log: what overwrite=true removes first
-RESULT_GLOBS = ["result.json", "metrics.json", "*.png", "events.out.tfevents.*", "zoom.*", "*_state.json", "frames",
-                "dream.mp4", "preview.gif"]
 
 
 def has_results(run_dir: Path) -> bool:

@@ -13,8 +13,8 @@ from omegaconf import DictConfig, open_dict, read_write
 
 from dreamrun.config.run_names import claim_fresh_dir
 from dreamrun.errors import DreamError, refuse
-from dreamrun.jobs.record import has_results
 from dreamrun.jobs.frame_state import fingerprint, frame_kind, nothing_to_resume, read_state
+from dreamrun.jobs.record import has_results
 
 
 def _task_config(config: DictConfig) -> DictConfig:

@@ -25,18 +25,19 @@ from dreamrun.config.schema import DreamConfig, InputKind, Mode
 from dreamrun.core.engine import NonFiniteError
 from dreamrun.core.observers import LastStep, Observer
 from dreamrun.errors import DreamError
+from dreamrun.inputs.images import load_image, noise, resize_long_side, sample_image, to_tensor
 from dreamrun.jobs import interrupts
 from dreamrun.jobs.dreamer import Dreamer
 from dreamrun.jobs.record import COMPLETED, FAILED, INTERRUPTED, JobRecord, clear_results
 from dreamrun.nets.backends import backend_settings
 from dreamrun.outputs.files import save_png
-from dreamrun.outputs.images import load_image, noise, resize_long_side, sample_image, to_pil, to_tensor
+from dreamrun.outputs.images import to_pil
+from dreamrun.outputs.run_files import OUTPUT_FILES
 from dreamrun.outputs.tensorboard import log_config
 
 log = logging.getLogger(__name__)
 
 MAX_SIDE = 16384
-LAST_GOOD_IMAGE = "last_good.png"  # the image before the objective became NaN or infinite
 
 
 @dataclass
@@ -121,9 +122,9 @@ def _live(job: JobKind) -> JobResult:
             job.interrupted(image, last)
             raise
         except NonFiniteError as e:
-            save_png(to_pil(e.image), job.run_dir / LAST_GOOD_IMAGE)
+            save_png(to_pil(e.image), job.run_dir / OUTPUT_FILES["last_good"])
             raise DreamError(f"the objective became NaN or infinite at step {e.global_step} (octave {e.octave}), "
-                             f"so the dream stopped; the last good image is in {LAST_GOOD_IMAGE}. Try "
+                             f"so the dream stopped; the last good image is in {OUTPUT_FILES['last_good']}. Try "
                              "precision=fp32 or a smaller step_size; NaN weights (a damaged weights file) do "
                              "this too") from None
         except (torch.OutOfMemoryError, RuntimeError) as e:

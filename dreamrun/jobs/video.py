@@ -25,17 +25,17 @@ from dreamrun.config.schema import DreamConfig, InputKind
 from dreamrun.core.octaves import check_octaves
 from dreamrun.core.video import video_dream
 from dreamrun.errors import DreamError
+from dreamrun.inputs.video import VideoInfo, frames_expected, probe, read_frames, require_video_libraries
 from dreamrun.jobs.dreamer import ascent, build_dreamer, compile_target, describe, setup_device
 from dreamrun.jobs.frame_files import FramesJob
 from dreamrun.jobs.frame_state import VIDEO, frame_path
-from dreamrun.jobs.record import OUTPUT_FILES
 from dreamrun.jobs.skeleton import JobResult
 from dreamrun.outputs.animation import encode_images
 from dreamrun.outputs.files import save_bytes, save_json, save_png
 from dreamrun.outputs.images import to_pil
+from dreamrun.outputs.run_files import OUTPUT_FILES
 from dreamrun.outputs.tensorboard import log_encoded_image
-from dreamrun.outputs.video_files import (VideoInfo, frames_expected, probe, read_frames, require_video_libraries,
-                                          save_mp4)
+from dreamrun.outputs.video_files import save_mp4
 
 log = logging.getLogger(__name__)
 

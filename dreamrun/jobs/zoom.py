@@ -23,14 +23,16 @@ from dreamrun.core.octaves import check_octaves
 from dreamrun.core.zoom import zoom_dream
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dreamer import ascent, build_dreamer, compile_target, describe, setup_device
-from dreamrun.jobs.skeleton import JobResult
 from dreamrun.jobs.frame_files import FramesJob
-from dreamrun.jobs.frame_state import FRAMES_DIR, ZOOM, frame_path
+from dreamrun.jobs.frame_state import ZOOM, frame_path
+from dreamrun.jobs.skeleton import JobResult
 from dreamrun.nets.build import class_names
-from dreamrun.outputs.animation import encode_animation, find_ffmpeg, note_no_ffmpeg, save_animation, save_mp4
+from dreamrun.outputs.animation import encode_animation, save_animation
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil
+from dreamrun.outputs.run_files import ANIMATIONS, OUTPUT_FILES
 from dreamrun.outputs.tensorboard import FramesTensorBoardLogger, log_encoded_image
+from dreamrun.outputs.video_files import can_write_mp4, note_no_mp4, save_mp4
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ def frame_objectives(cfg: DreamConfig) -> list[Objective]:
 
 
 class ZoomJob(FramesJob):
-    """The whole zoom in a run dir: frames/, zoom.gif (or .webp), zoom.mp4 with ffmpeg, dream.png
+    """The whole zoom in a run dir: frames/, zoom.gif (or .webp), zoom.mp4 with PyAV, dream.png
     (the last frame), input.png, metrics.json and a TensorBoard run."""
 
     frame_kind = ZOOM
@@ -90,7 +92,7 @@ class ZoomJob(FramesJob):
         resumed = self.resume()
         if resumed is not None:
             return resumed
-        save_png(to_pil(image), self.run_dir / "input.png")
+        save_png(to_pil(image), self.run_dir / OUTPUT_FILES["input"])
         return image
 
     def build(self, image):
@@ -116,25 +118,24 @@ class ZoomJob(FramesJob):
                                "seconds": round(seconds, 3),
                                "seconds_per_frame": round(seconds / made, 3) if made else None,
                                **describe(cfg, dreamer)})
-        save_json(result.metrics, self.run_dir / "metrics.json")
+        save_json(result.metrics, self.run_dir / OUTPUT_FILES["metrics"])
         log.info("%d frames (%d made now) in %.1f s: %s", zoom.frames, made, seconds, result.output)
         return result
 
 
 def _write_outputs(cfg: DreamConfig, run_dir: Path, board: Optional[FramesTensorBoardLogger]) -> JobResult:
-    """The animation, the MP4 where ffmpeg is, and dream.png (the last frame) from the frame files."""
+    """The animation, the MP4 where PyAV is, and dream.png (the last frame) from the frame files."""
     frames = [frame_path(run_dir, k) for k in range(cfg.zoom.frames)]
-    animation = run_dir / f"zoom.{cfg.zoom.animation.value}"
+    animation = run_dir / ANIMATIONS[cfg.zoom.animation.value]
     save_animation(frames, animation, cfg.zoom.fps)
     with Image.open(frames[-1]) as last:
-        save_png(last.convert("RGB"), run_dir / "dream.png")
+        save_png(last.convert("RGB"), run_dir / OUTPUT_FILES["dream"])
         size = list(last.size)
-    ffmpeg = find_ffmpeg()
-    video = run_dir / "zoom.mp4" if ffmpeg else None
-    if ffmpeg:
-        save_mp4(run_dir / FRAMES_DIR, video, cfg.zoom.fps, ffmpeg, frames=cfg.zoom.frames)
+    video = run_dir / OUTPUT_FILES["video"] if can_write_mp4() else None
+    if video:
+        save_mp4(frames, video, cfg.zoom.fps)
     else:
-        note_no_ffmpeg()
+        note_no_mp4()
     if board:
         preview = encode_animation(frames, cfg.zoom.fps, max_side=TENSORBOARD_ANIMATION_SIDE)
         with Image.open(frames[0]) as first:

@@ -23,7 +23,7 @@ from torch import nn
 
 from dreamrun.config.schema import ModelConfig
 from dreamrun.errors import DreamError
-from dreamrun.outputs.images import input_file
+from dreamrun.inputs.files import input_file
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from dreamrun.core.observers import Observer
 from dreamrun.outputs.background import BackgroundWriter
 from dreamrun.outputs.files import save_png
 from dreamrun.outputs.images import to_pil
+from dreamrun.outputs.run_files import octave_image
 
 
 def _save(image: torch.Tensor, path: Path) -> None:
@@ -22,7 +23,7 @@ class OctaveImages(Observer):
         self.writer = BackgroundWriter("dreamrun-octave-images")
 
     def on_octave_end(self, *, octave, global_step, image):
-        path = self.directory / f"octave_{octave}.png"
+        path = self.directory / octave_image(octave)
         # to the host here, where the engine waits for the device anyway; it makes a new image at every
         # step, so nothing changes this one under the writer
         self.writer.submit(_save, image.detach().cpu(), path)

@@ -24,12 +24,12 @@ import torch
 from omegaconf import OmegaConf
 
 from dreamrun.config.schema import DreamConfig, Mode
+from dreamrun.core.octaves import check_octaves, octave_sizes, resize
+from dreamrun.core.tiles import GRADIENT, MEMORY_SHARE, NEVER_TILE, bytes_per_pixel, free_memory, tile_side
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dream import DreamJob, prepare
 from dreamrun.jobs.dreamer import (Dreamer, backend_settings_for, compile_target, configure_network,
                                    resolve_device, setup_device)
-from dreamrun.core.octaves import check_octaves, octave_sizes, resize
-from dreamrun.core.tiles import GRADIENT, MEMORY_SHARE, NEVER_TILE, bytes_per_pixel, free_memory, tile_side
 from dreamrun.jobs.kinds import job_kind
 from dreamrun.jobs.skeleton import JobKind, JobResult, load_input, run_job
 from dreamrun.nets.backends import backend_settings

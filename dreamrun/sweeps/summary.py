@@ -31,6 +31,7 @@ from dreamrun.outputs.files import save_png, save_text
 UNFINISHED = "unfinished"  # started, no result.json: killed, or still running
 NOT_RUN = "not run"  # in the sweep's grid, never started
 TENSORBOARD_SUFFIX = ".summary"
+SUMMARY_FILES = {"image": "summary.png", "table": "summary.csv", "report": "summary.md"}  # in the sweep dir
 
 Axis = tuple[str, list[str]]  # a swept key and its values, in sweep order
 
@@ -232,7 +233,7 @@ def table(summary: Summary) -> tuple[list[str], list[list[str]]]:
 
 def markdown(summary: Summary, header: list[str], rows: list[list[str]]) -> str:
     lines = [f"# Sweep {summary.sweep_dir.name}", "", summary.headline(), "",
-             "![contact sheet](summary.png)", "",
+             f"![contact sheet]({SUMMARY_FILES['image']})", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [cell.replace("|", "\\|").replace("\n", " ") for cell in row]
@@ -249,12 +250,12 @@ def write_summary(sweep_dir: str | Path, tensorboard: bool = True) -> Summary:
     summary = summarize(sweep_dir)
     image = sheet(summary)
     header, rows = table(summary)
-    save_png(image, sweep_dir / "summary.png")
+    save_png(image, sweep_dir / SUMMARY_FILES["image"])
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
-    save_text(buffer.getvalue(), sweep_dir / "summary.csv")
+    save_text(buffer.getvalue(), sweep_dir / SUMMARY_FILES["table"])
     text = markdown(summary, header, rows)
-    save_text(text, sweep_dir / "summary.md")
+    save_text(text, sweep_dir / SUMMARY_FILES["report"])
     if tensorboard:
         _log_to_tensorboard(sweep_dir, image, text, summary)
     return summary
@@ -283,7 +284,7 @@ def report(summary: Summary) -> str:
             detail = f": {job.record.error}" if job.record and job.record.error else ""
             where = job.dir.name if job.dir else ", ".join(f"{k}={v}" for k, v in job.overrides.items())
             lines.append(f"  {job.status} {where}{detail}")
-    lines.append(f"sweep summary: {summary.sweep_dir / 'summary.md'}")
+    lines.append(f"sweep summary: {summary.sweep_dir / SUMMARY_FILES['report']}")
     return "\n".join(lines)
 
 
@@ -304,7 +305,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         sys.exit(EXIT_USER_ERROR)
     summary = write_summary(args.sweep_dir, tensorboard=not args.no_tensorboard)
     print(report(summary), file=sys.stderr)
-    print((args.sweep_dir / "summary.png").absolute())
+    print((args.sweep_dir / SUMMARY_FILES["image"]).absolute())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ def panning_clip(path: Path, *, frames: int, width: int, height: int, shift: tup
     """An H.264 clip of a width x height window moving over the sample photo by shift px per frame."""
     import av
 
-    from dreamrun.outputs.images import resize_long_side, sample_image
+    from dreamrun.inputs.images import resize_long_side, sample_image
 
     dx, dy = shift
     photo = np.asarray(resize_long_side(sample_image(), max(width + dx * frames, height + dy * frames) + 8))
@@ -71,7 +71,7 @@ def strength(dreams: list[np.ndarray], inputs: list[np.ndarray]) -> float:
 
 def input_frames(clip: Path) -> list[np.ndarray]:
     from dreamrun.outputs.images import to_pil
-    from dreamrun.outputs.video_files import read_frames
+    from dreamrun.inputs.video import read_frames
 
     return [np.asarray(to_pil(frame)) for frame in read_frames(clip, size=None)]
 

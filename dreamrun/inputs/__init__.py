@@ -1,0 +1,1 @@
+"""What a job reads: the user's files, images and videos, checked and decoded."""
