@@ -10,7 +10,8 @@ BASE = ["model=efficientnet_lite0", "input.size=96", "octaves=1", "steps=1", "de
         "log=none"]
 
 
-@pytest.mark.parametrize("launcher", ["basic", "batched"])
+@pytest.mark.parametrize("launcher", ["basic", "batched", pytest.param("parallel", marks=pytest.mark.slow),
+                                      pytest.param("local", marks=pytest.mark.slow)])
 def test_on_job_end_comes_after_each_job_with_its_real_outcome(tmp_path, launcher):
     env, callback = recorder_env(tmp_path)
     proc = run_cli("-m", f"hydra/launcher={launcher}", *BASE, "target.block_12=[3],[5000],[7]", callback,
