@@ -15,8 +15,9 @@ from dreamrun.config.compose import compose_config
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import load_image, resize_long_side, to_rgb, to_tensor
-from dreamrun.jobs.dream import run_dream
+from dreamrun.jobs.dream import prepare, run_dream
 from dreamrun.jobs.skeleton import validate
+from dreamrun.nets.backends import backend_settings
 from dreamrun.outputs.images import to_pil
 
 
@@ -91,7 +92,10 @@ def dream(
     else:
         raise DreamError(f"image must be a PIL image or a path to one, not a {type(image).__name__}"
                          + CONVERSIONS.get(type(image).__name__, ""))
-    result = run_dream(cfg, to_tensor(resize_long_side(pil, cfg.input.size)))
+    image = to_tensor(resize_long_side(pil, cfg.input.size))
+    dreamer = prepare(cfg, *image.shape[-2:])
+    with backend_settings(dreamer.backends):  # as a job's skeleton sets them
+        result = run_dream(cfg, image, dreamer=dreamer)
     return to_pil(result.image)
 
 

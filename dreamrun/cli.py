@@ -44,10 +44,11 @@ def _run_job(cfg: DreamConfig) -> None:
 
     hydra_cfg = HydraConfig.get()
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    if in_sweep:
+    joined = joined_kind()  # dreaming in a group: on the group's network, on its device
+    if in_sweep and joined is None:
         cfg.device = sweeps.device_for_job(cfg.device, hydra_cfg.job.num, torch.cuda.device_count())
     try:
-        kind = joined_kind() or job_kind(cfg.mode)
+        kind = joined or job_kind(cfg.mode)
         result = run_job(kind(cfg, Path(hydra_cfg.runtime.output_dir)),
                          overrides=hydra_cfg.overrides.task)
     except DreamError as e:

@@ -134,3 +134,13 @@ def test_fp16_follows_a_pretrained_networks_gradient(compose_cfg):
         image = load_input(cfg, torch.Generator().manual_seed(0))
         grads[precision] = normalised(gradient(image, prepare(cfg, *image.shape[-2:]))[0])
     assert torch.nn.functional.cosine_similarity(grads["fp16"], grads["fp32"], dim=0) > 0.95
+
+
+def test_fp16_with_nothing_to_climb_gives_a_zero_gradient_not_nan(compose_cfg):
+    """A target channel that never fires has a zero gradient: the loss scale must stay finite (0 * inf = NaN)."""
+    cfg = compose_cfg(*TINY, "octaves=1", "precision=fp16")
+    image = load_input(cfg, torch.Generator().manual_seed(0))
+    net = prepare(cfg, *image.shape[-2:]).net
+    x = image.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(0.0 * net(x)["block_12"].float().sum(), x)
+    assert torch.isfinite(grad).all() and not grad.any()

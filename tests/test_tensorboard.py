@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -178,7 +179,8 @@ class FakeCudaEvent:
         assert enable_timing
         self.at = None
 
-    def record(self):
+    def record(self, stream):
+        assert stream == ("stream of", torch.device("cuda:1"))  # the job's card, not the current one
         FakeCudaEvent.gpu_seconds += 0.25
         self.at = FakeCudaEvent.gpu_seconds
 
@@ -197,8 +199,9 @@ def test_step_seconds_on_cuda_are_the_gpus_time_not_the_hosts(tmp_path, monkeypa
     from dreamrun.outputs.tensorboard import TensorBoardLogger
 
     monkeypatch.setattr(torch.cuda, "Event", FakeCudaEvent)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: ("stream of", device))
     writer = SummaryWriter(str(tmp_path))
-    logger = TensorBoardLogger(writer, device=torch.device("cuda"))
+    logger = TensorBoardLogger(writer, device=torch.device("cuda:1"))
     engine.dream(torch.full((1, 3, 32, 32), 0.5), lambda x: x.pow(2).mean(), Ascent(octaves=2, steps=3, max_shift=0),
                  generator=torch.Generator(), observers=[logger])
     logger.close()

@@ -177,10 +177,10 @@ class SlurmLauncherConfig:
     # submitit's parameters for every cluster
     name: str = "${hydra.job.name}"
     timeout_min: int = 60
-    cpus_per_task: Optional[int] = None
+    cpus_per_task: Optional[int] = 8
     gpus_per_node: Optional[int] = None
     tasks_per_node: int = 1
-    mem_gb: Optional[int] = None
+    mem_gb: Optional[int] = 32
     nodes: int = 1
     stderr_to_stdout: bool = False
     # SLURM's own (sbatch --partition, ...)
@@ -192,11 +192,11 @@ class SlurmLauncherConfig:
     exclude: Optional[str] = None
     gres: Optional[str] = None
     cpus_per_gpu: Optional[int] = None
-    gpus_per_task: Optional[int] = None
+    gpus_per_task: Optional[int] = 1
     mem_per_gpu: Optional[str] = None
     mem_per_cpu: Optional[str] = None
     signal_delay_s: int = 120  # the time-limit warning comes this long before the limit
-    array_parallelism: int = 256  # jobs of the array running at once
+    array_parallelism: int = 16  # jobs of the array running at once
     setup: Optional[List[str]] = None  # shell lines before the job
     additional_parameters: Dict[str, Any] = field(default_factory=dict)  # any other sbatch option
 

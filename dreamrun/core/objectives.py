@@ -59,6 +59,10 @@ class Term:
     reduction: str = "mean_square"  # a key of REDUCTIONS
     guide: Optional[torch.Tensor] = field(default=None, compare=False)  # (C', M): replaces the reduction
 
+    def __post_init__(self):
+        if self.channels is not None:  # a list from Python code: hashable and cached like parse_target's tuples
+            object.__setattr__(self, "channels", tuple(self.channels))
+
     @property
     def name(self) -> str:
         name = self.layer if self.channels is None else f"{self.layer}[{','.join(map(str, self.channels))}]"

@@ -47,7 +47,7 @@ def _open(path: Path):
     except av.error.EOFError:  # a container with streams but not one packet
         raise DreamError(f"{path} holds no video frames to dream on") from None
     except av.error.FFmpegError as e:
-        raise DreamError(f"{path} is not a video FFmpeg can read ({_reason(e)})") from None
+        raise DreamError(f"{path} is not a video FFmpeg can read ({av_error_reason(e)})") from None
     if not container.streams.video:
         streams = ", ".join(stream.type for stream in container.streams) or "none"
         container.close()
@@ -59,7 +59,8 @@ def _open(path: Path):
     return container
 
 
-def _reason(error: Exception) -> str:
+def av_error_reason(error: Exception) -> str:
+    """What went wrong in PyAV, in a few words."""
     return getattr(error, "strerror", None) or str(error) or type(error).__name__
 
 
@@ -99,7 +100,7 @@ def read_frames(path: str | Path, *, size: Optional[int], every: int = 1,
                 yield to_tensor(resize_long_side(upright(frame), size))
         except av.error.FFmpegError as e:
             raise DreamError(f"cannot decode {path} ({stream.codec_context.name}) after {taken} frames: "
-                             f"{_reason(e)}") from None
+                             f"{av_error_reason(e)}") from None
     if taken == 0:
         raise DreamError(f"{path} holds no video frames to dream on")
 

@@ -20,7 +20,6 @@ from dreamrun.core.observers import LastStep, Observer
 from dreamrun.core.octaves import check_octaves, resize
 from dreamrun.jobs.dreamer import Dreamer, ascent, build_dreamer, compile_target, describe, setup_device
 from dreamrun.jobs.skeleton import JobKind, JobResult
-from dreamrun.nets.backends import backend_settings
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil
 from dreamrun.outputs.octave_images import OctaveImages
@@ -53,7 +52,8 @@ def objective_gain(before: float, after: float) -> Optional[float]:
 
 def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observer] = (),
               dreamer: Dreamer | None = None) -> DreamResult:
-    """Dream on image (1, 3, H, W) in [0, 1] as cfg says; returns the dream and its metrics."""
+    """Dream on image (1, 3, H, W) in [0, 1] as cfg says; returns the dream and its metrics. The caller sets
+    the dreamer's CUDA backend flags around it (nets.backends: the skeleton does, and dream())."""
     dreamer = dreamer or prepare(cfg, *image.shape[-2:])
     device = dreamer.device
     height, width = image.shape[-2:]
@@ -62,8 +62,7 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
     image = image.to(device)
     before = dreamer.activations(image)
     start = time.perf_counter()
-    with backend_settings(dreamer.backends):
-        dreamed = engine.dream(image, dreamer, ascent(cfg, dreamer), generator=generator, observers=observers)
+    dreamed = engine.dream(image, dreamer, ascent(cfg, dreamer), generator=generator, observers=observers)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start

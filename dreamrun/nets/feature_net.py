@@ -71,6 +71,9 @@ class GradientScale:
     """
 
     LARGEST_EXPONENT = 8
+    # the scale's own largest exponent: where the gradient is zero (a channel that never fires) the scale
+    # would be infinite, and 0 * inf is NaN; 2**100 is finite in fp32 and beyond any real gradient's need
+    MAX_SCALE_EXPONENT = 100
 
     def __init__(self):
         self.value: Optional[torch.Tensor] = None
@@ -87,7 +90,8 @@ class ScaledActivationGradients(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads: torch.Tensor):
         largest = torch.stack([grad.abs().amax() for grad in grads]).amax().clamp_min(torch.finfo(torch.float32).tiny)
-        ctx.scaler.value = torch.exp2(GradientScale.LARGEST_EXPONENT - torch.ceil(torch.log2(largest)))
+        exponent = GradientScale.LARGEST_EXPONENT - torch.ceil(torch.log2(largest))
+        ctx.scaler.value = torch.exp2(exponent.clamp(max=GradientScale.MAX_SCALE_EXPONENT))
         return (None, *(grad * ctx.scaler.value for grad in grads))
 
 

@@ -132,6 +132,12 @@ def fold_batchnorm(module: fx.GraphModule) -> fx.GraphModule:
     return module
 
 
+def _attribute(module: nn.Module, target: str) -> torch.Tensor:
+    """The tensor a get_attr node reads: a parameter, or a buffer (a custom network's fixed weights)."""
+    owner, _, name = target.rpartition(".")
+    return getattr(module.get_submodule(owner), name)
+
+
 def cast_autocast_weights(module: fx.GraphModule, dtype: torch.dtype) -> fx.GraphModule:
     """The weights and biases of every convolution and linear layer the graph calls, cast to dtype: what
     autocast casts them to at every forward, so the arithmetic is the same, done once."""
@@ -141,7 +147,7 @@ def cast_autocast_weights(module: fx.GraphModule, dtype: torch.dtype) -> fx.Grap
             layer = module.get_submodule(node.target)
             tensors += [layer.weight, layer.bias]
         elif node.op == "call_function" and node.target in (torch.conv2d, F.conv2d, F.linear):
-            tensors += [module.get_parameter(arg.target) for arg in node.args[1:3]
+            tensors += [_attribute(module, arg.target) for arg in node.args[1:3]
                         if isinstance(arg, fx.Node) and arg.op == "get_attr"]
     with torch.no_grad():
         for tensor in tensors:

@@ -47,13 +47,14 @@ class StepClock:
     (events it records as it reaches them: the host only queues the work), elsewhere the host's clock."""
 
     def __init__(self, device: torch.device = torch.device("cpu")):
+        self.device = device
         self.cuda = device.type == "cuda"
 
     def mark(self) -> Any:
         if not self.cuda:
             return time.perf_counter()
         event = torch.cuda.Event(enable_timing=True)
-        event.record()
+        event.record(torch.cuda.current_stream(self.device))  # the job's card, which need not be the current one
         return event
 
     def seconds(self, start: Any, end: Any) -> float:

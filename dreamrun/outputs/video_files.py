@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 from PIL import Image
 
+from dreamrun.inputs.video import av_error_reason
 from dreamrun.outputs.files import atomic_path, save_text
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def save_mp4(paths: Sequence[Path], path: Path, fps: Fraction | float, audio_fro
             _write_mp4(paths, path, fps, audio_from)
             return
         except av.error.FFmpegError as e:
-            log.warning("dream.mp4 without sound: cannot carry over the audio of %s (%s)", audio_from, _reason(e))
+            log.warning("dream.mp4 without sound: cannot carry over the audio of %s (%s)", audio_from, av_error_reason(e))
     _write_mp4(paths, path, fps, None)
 
 
@@ -96,7 +97,3 @@ def _write_mp4(paths: Sequence[Path], path: Path, fps: Fraction | float, audio_f
                 frame.pts = None  # the encoder counts samples itself
                 container.mux(audio.encode(frame))
             container.mux(audio.encode())
-
-
-def _reason(error: Exception) -> str:
-    return getattr(error, "strerror", None) or str(error) or type(error).__name__

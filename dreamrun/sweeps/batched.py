@@ -9,14 +9,18 @@ import contextvars
 import copy
 import logging
 import threading
+import weakref
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job
 from omegaconf import open_dict, read_write
 
+from dreamrun.errors import refuse
 from dreamrun.sweeps.batching import Job, Member, Models, dream_together, group_key, model_key
+from dreamrun.sweeps.launch import failed_return, job_configs
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,7 @@ class HydraRuns:
     def __init__(self, launcher: Any):
         self.launcher = launcher
         self.returns: dict[int, JobReturn] = {}
-        self._turns: dict[int, InTurn] = {}
+        self._turns: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # a group's Rendezvous -> its InTurn
         self._lock = threading.Lock()
 
     def __call__(self, job: Job, kind: Optional[Member]) -> None:
@@ -65,11 +69,11 @@ class HydraRuns:
             self._run(job, None)
             return
         with self._lock:
-            turn = self._turns.setdefault(id(kind.rendezvous), InTurn(kind.count))
+            turn = self._turns.setdefault(kind.rendezvous, InTurn(kind.count))
         turn.wait_for(kind.index)
         try:
             self._run(job, turn.member(kind))
-        except SystemExit as e:  # Hydra's run_job lets it through; in a thread it would vanish
+        except BaseException as e:  # an interrupt's SystemExit, a callback's error: in a thread they would vanish
             job.error = e
         finally:
             turn.started(kind.index)
@@ -125,15 +129,12 @@ def joined_kind() -> Optional[Callable]:
 
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
     """What BatchedLauncher.launch does: compose every job, then dream them, together where they can."""
-    setup_globals()
-    config, context = launcher.config, launcher.hydra_context
-    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    config = launcher.config
+    if config.hydra.job.chdir:
+        refuse("hydra/launcher=batched runs its jobs in threads of one process, and hydra.job.chdir=true "
+               "would move them all at once: leave it false (dreamrun writes into each job's dir without it)")
     jobs: list[Job] = []
-    for num, overrides in enumerate(job_overrides, start=initial_job_idx):
-        sweep_config = context.config_loader.load_sweep_config(config, list(overrides))
-        with open_dict(sweep_config):
-            sweep_config.hydra.job.id = sweep_config.hydra.job.num = num
+    for sweep_config, overrides in zip(job_configs(launcher, job_overrides, initial_job_idx), job_overrides):
         cfg = copy.deepcopy(sweep_config)  # the job's own config, as run_job hands it to the app
         with read_write(cfg), open_dict(cfg):
             del cfg["hydra"]
@@ -146,7 +147,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     configure_log(sweep_config.hydra.job_logging, config.hydra.verbose)
     runs = HydraRuns(launcher)
     _dream(jobs, config, launcher.exact, runs)
-    return [runs.returns[id(job)] for job in jobs if id(job) in runs.returns]
+    return [runs.returns.get(id(job)) or failed_return(job.launch, job.error) for job in jobs]
 
 
 def _dream(jobs: list[Job], config: Any, exact: bool, runs: HydraRuns) -> None:
@@ -161,25 +162,20 @@ def _dream(jobs: list[Job], config: Any, exact: bool, runs: HydraRuns) -> None:
         [f"{len(group)} together" for group in groups] + ([f"{len(alone)} alone"] if alone else [])))
     logs = _job_logs(config)
     models = Models(groups)  # each model built once, for every group that dreams with it
+    sweeps_own = HydraConfig.instance().cfg
     try:
         for group in groups:
             for member, job in enumerate(group):
                 logs.route(f"dreamrun-job-{member}", job.run_dir / f"{config.hydra.job.name}.log")
             dream_together(group, exact, models, runs)
-            _stop_if_interrupted(group)
+            # run_job puts back what it found as its job started, another job's config in a group: the sweep's
+            HydraConfig.instance().cfg = sweeps_own
         for job in alone:
             logs.route(threading.current_thread().name, job.run_dir / f"{config.hydra.job.name}.log")
             runs(job, None)
-            _stop_if_interrupted([job])
     finally:
         logging.getLogger().removeHandler(logs)
         logs.close()
-
-
-def _stop_if_interrupted(jobs: list[Job]) -> None:
-    for job in jobs:
-        if isinstance(job.error, KeyboardInterrupt):
-            raise job.error
 
 
 def _job_logs(config: Any) -> JobLogs:

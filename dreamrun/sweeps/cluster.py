@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from hydra.core.utils import JobReturn, run_job, setup_globals
 from omegaconf import open_dict
 
 from dreamrun.config.schema import SUBMITIT_KEYS
-from dreamrun.errors import JobFailed, refuse
+from dreamrun.errors import refuse
+from dreamrun.sweeps.launch import failed_return, job_configs
 
 log = logging.getLogger("dreamrun")
 
@@ -38,16 +39,8 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     """What SlurmLauncher.launch does: submit the sweep's jobs as one array, wait for every one to end."""
     import submitit  # there: sweeps.launch.LauncherCheck said so before the sweep began
 
-    setup_globals()
-    config, context = launcher.config, launcher.hydra_context
-    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    jobs = []
-    for num, overrides in enumerate(job_overrides, start=initial_job_idx):
-        sweep_config = context.config_loader.load_sweep_config(config, list(overrides))
-        with open_dict(sweep_config):
-            sweep_config.hydra.job.num = num
-        jobs.append(SlurmJob(sweep_config, context, launcher.task_function))
+    jobs = [SlurmJob(sweep_config, launcher.hydra_context, launcher.task_function)
+            for sweep_config in job_configs(launcher, job_overrides, initial_job_idx)]
     executor = submitit.AutoExecutor(folder=launcher.params["submitit_folder"], cluster="slurm",
                                      slurm_max_num_timeout=0)
     executor.update_parameters(**executor_parameters(launcher.params))
@@ -62,9 +55,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             returns.append(how.result[1])
         else:  # its result.json and the sweep's summary say what became of it
             why = how.state if how.result is None else "failed"
-            ret = JobReturn(overrides=list(job.config.hydra.overrides.task), status=JobStatus.FAILED)
-            ret.return_value = JobFailed(f"job {job.config.hydra.job.num} (SLURM {how.job_id}) ended {why}")
-            returns.append(ret)
+            returns.append(failed_return(job.config, f"SLURM {how.job_id} ended {why}"))
     return returns
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
-from dreamrun.errors import refuse
+from dreamrun.errors import JobFailed, refuse
 from dreamrun.sweeps.job_lines import JobLines
 
 EXCLUDE_KEYS = "hydra.job.config.override_dirname.exclude_keys"
@@ -102,6 +103,31 @@ def stop_job_lines() -> None:
 def started_sweep_dir() -> Optional[str]:
     """The dir of the sweep this process launched, or None when it ran a single job."""
     return _sweep_dir
+
+
+def job_configs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[DictConfig]:
+    """What dreamrun's launchers do first, as Hydra's own do: Hydra's logging set up, the sweep dir made,
+    and each job's config composed from the sweep's with its overrides, numbered."""
+    setup_globals()
+    config, context = launcher.config, launcher.hydra_context
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    configs = []
+    for num, overrides in enumerate(job_overrides, start=initial_job_idx):
+        sweep_config = context.config_loader.load_sweep_config(config, list(overrides))
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = sweep_config.hydra.job.num = num
+        configs.append(sweep_config)
+    return configs
+
+
+def failed_return(sweep_config: DictConfig, why: Any) -> JobReturn:
+    """A FAILED JobReturn for a job whose run never gave one (a SLURM job that died, a callback that raised):
+    Hydra's sweeper raises its JobFailed once its batch has run, as for a job that failed in the app."""
+    ret = JobReturn(overrides=list(sweep_config.hydra.overrides.task), status=JobStatus.FAILED)
+    ret.return_value = why if isinstance(why, JobFailed) else JobFailed(
+        f"job {sweep_config.hydra.job.num} ended without a result: {why}")
+    return ret
 
 
 def device_for_job(device: str, job_num: int, gpu_count: int) -> str:
