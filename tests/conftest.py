@@ -128,3 +128,18 @@ def recorded_job_ends(tmp_path: Path) -> list[tuple[str, str, str]]:
     starts = [row["run_dir"] for row in rows if row["event"] == "start"]
     assert sorted(starts) == sorted(ends), rows
     return sorted((Path(d).name.split("_")[0], row["status"], row["recorded"]) for d, row in ends.items())
+
+
+def interrupt_at_step(monkeypatch, step: int) -> None:
+    """Ctrl-C as the engine starts its step-th ascent step (1-based), in this process."""
+    from dreamrun.core import engine
+
+    real_step, calls = engine.ascent_step, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "ascent_step", interrupted)

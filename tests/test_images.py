@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import interrupt_at_step
 from dreamrun.core import engine
 from dreamrun.core.engine import Ascent
 from dreamrun.errors import DreamError
@@ -120,15 +121,7 @@ def test_octave_images_are_encoded_off_the_dreams_thread_in_order(tmp_path, monk
 
 
 def test_an_interrupted_dream_keeps_every_octave_image_it_reached(compose_cfg, tmp_path, monkeypatch):
-    real_step, calls = engine.ascent_step, []
-
-    def step(*args, **kwargs):  # interrupted in the last octave, after two octave images were handed over
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "ascent_step", step)
+    interrupt_at_step(monkeypatch, 5)  # in the last octave, after two octave images were handed over
     with pytest.raises(KeyboardInterrupt):
         run_job(DreamJob(compose_cfg("model=efficientnet_lite0", "input.size=128", "octaves=3", "steps=2",
                                       "device=cpu", "log=none"), tmp_path, progress=False))

@@ -19,7 +19,7 @@ from dreamrun.core.octaves import octave_sizes
 from dreamrun.jobs.dream import DreamJob
 from dreamrun.jobs.skeleton import run_job
 
-from conftest import TINY
+from conftest import TINY, interrupt_at_step
 
 STEPS, OCTAVES = 3, 2
 RUN = [*TINY, f"octaves={OCTAVES}", f"steps={STEPS}", "input.size=120", "log.image_every=2",
@@ -101,16 +101,7 @@ def test_one_run_per_job_without_sub_runs(finished_run):
 
 
 def test_an_interrupted_run_keeps_what_it_logged(compose_cfg, tmp_path, monkeypatch):
-    real_step = engine.ascent_step
-    calls = []
-
-    def interrupted_step(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "ascent_step", interrupted_step)
+    interrupt_at_step(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
         run_job(DreamJob(compose_cfg(*RUN), tmp_path, progress=False))
     events = read_run(tmp_path)

@@ -1,21 +1,14 @@
 """hydra/launcher=slurm: a sweep as one SLURM job array, through submitit (dreamrun.sweeps.cluster)."""
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 from hydra.core.utils import JobReturn
-from hydra.plugins.launcher import Launcher
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+
+from hydra_plugins.dreamrun_launchers import DreamrunLauncher
 
 
-class SlurmLauncher(Launcher):
+class SlurmLauncher(DreamrunLauncher):
     def __init__(self, **params: Any) -> None:
-        self.params = params  # hydra.launcher's keys (config.schema.SlurmLauncherConfig)
-        self.config: Optional[DictConfig] = None
-        self.hydra_context: Optional[HydraContext] = None
-        self.task_function: Optional[TaskFunction] = None
-
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        self.params = params  # hydra.launcher's keys (dreamrun.config.schema.SlurmLauncherConfig)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from dreamrun.sweeps import cluster
