@@ -93,10 +93,12 @@ class HydraRuns:
 
 class InTurn:
     """Hydra keeps the running job's HydraConfig in one process-wide slot, not one per thread: run_job
-    sets it for its job, the app reads it as it starts, and run_job puts the sweep's back when the job
-    ends. Jobs dreaming together run at once, one thread each; so each enters run_job only when the one
-    before has read its config, and none goes further until all have: no job's end can reset the slot
-    while another is reading it. (tests/test_batching.py: each job's run dir, overrides and callbacks.)"""
+    sets it for its job, the app reads it as it starts, and when the job ends run_job puts back what the
+    slot held as it began (in a group, the previous job's config: the launcher puts the sweep's back after
+    the group). Jobs dreaming together run at once, one thread each; so each enters run_job only when the
+    one before has read its config, and none goes further until all have: no job's end can change the
+    slot while another is reading it. (tests/test_batching.py and tests/test_callbacks.py: each job's run
+    dir, overrides and callbacks, as with basic.)"""
 
     def __init__(self, count: int):
         self.count = count
