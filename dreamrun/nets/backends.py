@@ -27,27 +27,15 @@ class BackendSettings:
     deterministic: bool = False  # cuDNN's deterministic algorithms only, no autotuning
 
 
-def _set_tf32(enabled: bool) -> None:
-    mode = "tf32" if enabled else "ieee"
-    if hasattr(torch.backends.cudnn, "conv"):  # torch >= 2.9; mixing the old flags with the new API raises
-        torch.backends.cudnn.conv.fp32_precision = mode
-        torch.backends.cuda.matmul.fp32_precision = mode
-    else:
-        torch.backends.cudnn.allow_tf32 = enabled
-        torch.backends.cuda.matmul.allow_tf32 = enabled
-
-
-def _tf32() -> tuple:
-    if hasattr(torch.backends.cudnn, "conv"):
-        return torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
-    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-
-
-def _restore_tf32(saved: tuple) -> None:
-    if hasattr(torch.backends.cudnn, "conv"):
-        torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = saved
-    else:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+def _switches(settings: BackendSettings) -> dict[tuple[object, str], object]:
+    """(module, flag) -> the value settings give it: cuDNN's, and TF32's for convolutions and matmuls."""
+    cudnn = torch.backends.cudnn
+    flags = {(cudnn, "benchmark"): settings.autotune and not settings.deterministic,
+             (cudnn, "deterministic"): settings.deterministic}
+    if hasattr(cudnn, "conv"):  # torch >= 2.9's API; mixing the old flags with it raises
+        mode = "tf32" if settings.tf32 else "ieee"
+        return {**flags, (cudnn.conv, "fp32_precision"): mode, (torch.backends.cuda.matmul, "fp32_precision"): mode}
+    return {**flags, (cudnn, "allow_tf32"): settings.tf32, (torch.backends.cuda.matmul, "allow_tf32"): settings.tf32}
 
 
 @contextmanager
@@ -56,13 +44,12 @@ def backend_settings(settings: Optional[BackendSettings]) -> Iterator[None]:
     if settings is None:
         yield
         return
-    cudnn = torch.backends.cudnn
-    saved = cudnn.benchmark, cudnn.deterministic, _tf32()
-    cudnn.benchmark = settings.autotune and not settings.deterministic
-    cudnn.deterministic = settings.deterministic
-    _set_tf32(settings.tf32)
+    switches = _switches(settings)
+    saved = {(owner, flag): getattr(owner, flag) for owner, flag in switches}
+    for (owner, flag), value in switches.items():
+        setattr(owner, flag, value)
     try:
         yield
     finally:
-        cudnn.benchmark, cudnn.deterministic = saved[:2]
-        _restore_tf32(saved[2])
+        for (owner, flag), value in saved.items():
+            setattr(owner, flag, value)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job
+from hydra.core.utils import JobReturn, configure_log, run_job
 from omegaconf import open_dict, read_write
 
 from dreamrun.errors import refuse
@@ -87,8 +87,6 @@ class HydraRuns:
         finally:
             _joined.reset(token)
         self.returns[id(job)] = ret
-        if ret.status == JobStatus.FAILED:
-            job.error = ret._return_value
 
 
 class InTurn:
@@ -101,7 +99,6 @@ class InTurn:
     dir, overrides and callbacks, as with basic.)"""
 
     def __init__(self, count: int):
-        self.count = count
         self._started = [threading.Event() for _ in range(count)]
 
     def wait_for(self, index: int) -> None:
