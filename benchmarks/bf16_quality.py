@@ -40,7 +40,7 @@ def gains(overrides: list[str], seeds: int) -> tuple[list[float], Image.Image]:
     results = []
     for seed in range(seeds):
         cfg.seed = seed  # the jitter shifts
-        results.append(run_dream(cfg, image, dreamer=dreamer))
+        results.append(run_dream(cfg, image, dreamer))
     return [r.metrics["gain"] for r in results], to_pil(results[0].image)
 
 

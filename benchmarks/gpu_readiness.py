@@ -71,8 +71,9 @@ def convolution_setups(device: str, side: int, octaves: int, steps: int) -> dict
     """Each octave's first step meets every set-up the octave's other steps reuse."""
     cfg = config(device, "target=mixed_6c", f"octaves={octaves}", f"input.size={side}", "steps=1")
     image = load_input(cfg, torch.Generator().manual_seed(0))
+    dreamer = prepare(cfg, *image.shape[-2:])
     with Ops() as counted:
-        run_dream(cfg, image)
+        run_dream(cfg, image, dreamer)
     setups = len(counted.convolutions)
     return {"setups": setups, "uses_each": steps, "octaves": octaves, "side": side}
 
@@ -82,7 +83,8 @@ def gains(device: str, side: int, octaves: int, steps: int) -> dict:
     for precision in ("fp32", "bf16", "fp16"):
         cfg = config(device, "target=mixed_6c", f"octaves={octaves}", f"steps={steps}", f"input.size={side}",
                      f"precision={precision}")
-        out[precision] = run_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0))).metrics["gain"]
+        image = load_input(cfg, torch.Generator().manual_seed(0))
+        out[precision] = run_dream(cfg, image, prepare(cfg, *image.shape[-2:])).metrics["gain"]
     return out
 
 
@@ -112,13 +114,13 @@ def autotuning(device: str, side: int, octaves: int, steps: int) -> dict:
     cfg = config(device, "target=mixed_6c", f"octaves={octaves}", f"steps={steps}", f"input.size={side}")
     image = load_input(cfg, torch.Generator().manual_seed(0))
     dreamer = prepare(cfg, *image.shape[-2:])
-    run_dream(cfg, image, dreamer=dreamer)  # warm-up: allocator, lazy CUDA initialisation
+    run_dream(cfg, image, dreamer)  # warm-up: allocator, lazy CUDA initialisation
     seconds = {}
     for name, tuned in (("off", False), ("on_first", True), ("on_tuned", True)):
         with backend_settings(BackendSettings(autotune=tuned)):
             dreamer.backends = None  # the settings above, not the job's own
             start = time.perf_counter()
-            run_dream(cfg, image, dreamer=dreamer)
+            run_dream(cfg, image, dreamer)
             sync(dreamer.device)
             seconds[name] = time.perf_counter() - start
     return seconds
@@ -149,7 +151,8 @@ def cached_memory(device: str, side: int) -> dict:
     from dreamrun.core.tiles import free_memory
 
     cfg = config(device, "target=mixed_6c", "octaves=2", "steps=2", f"input.size={side}")
-    run_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
+    image = load_input(cfg, torch.Generator().manual_seed(0))
+    run_dream(cfg, image, prepare(cfg, *image.shape[-2:]))
     dev = torch.device(device)
     return {"card_free_gib": torch.cuda.mem_get_info(dev)[0] / 2**30, "counted_free_gib": free_memory(dev) / 2**30,
             "cached_gib": (torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)) / 2**30}

@@ -142,7 +142,7 @@ def bench_dream(device: torch.device, repeats: int) -> None:
     image = load_input(cfgs["dreamrun defaults"], torch.Generator().manual_seed(0))
     for _ in range(repeats):
         for name, cfg in cfgs.items():
-            seconds[name].append(run_dream(cfg, image).metrics["seconds"])
+            seconds[name].append(run_dream(cfg, image, prepare(cfg, *image.shape[-2:])).metrics["seconds"])
     cfg = cfgs["dreamrun defaults"]
     steps = cfg.octaves * cfg.steps
     print(f"default dream: Inception-v3 {cfg.target and list(cfg.target)}, {image.shape[-1]}x{image.shape[-2]} px, "
@@ -163,7 +163,7 @@ def bench_memory(device: torch.device, side: int, gpu_limit_gib: float) -> None:
         "import json, sys, torch;"
         "import dreamrun.core.tiles as tiling;"
         "from benchmarks.step_speed import config;"
-        "from dreamrun.jobs.dream import run_dream; from dreamrun.jobs.skeleton import load_input;"
+        "from dreamrun.jobs.dream import prepare, run_dream; from dreamrun.jobs.skeleton import load_input;"
         f"limit = {gpu_limit_gib} * 2**30;"
         "cuda = torch.cuda.is_available();"
         "cuda and torch.cuda.set_per_process_memory_fraction(limit / torch.cuda.get_device_properties(0).total_memory);"
@@ -174,7 +174,7 @@ def bench_memory(device: torch.device, side: int, gpu_limit_gib: float) -> None:
         f"cfg = config('input=noise', 'input.size={side}', 'octaves=1', 'steps=2', 'device={device}', "
         f"'tile.size={1024 if device.type == 'cpu' else 2432}');"
         "image = load_input(cfg, torch.Generator().manual_seed(0));"
-        "m = run_dream(cfg, image).metrics;"
+        "m = run_dream(cfg, image, prepare(cfg, *image.shape[-2:])).metrics;"
         "gpu = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None;"
         "print(json.dumps({'seconds': m['seconds'], 'tile_size': m['tile_size'], 'gpu_peak_gib': gpu}))"
     )

@@ -95,7 +95,7 @@ def dream(
     image = to_tensor(resize_long_side(pil, cfg.input.size))
     dreamer = prepare(cfg, *image.shape[-2:])
     with backend_settings(dreamer.backends):  # as a job's skeleton sets them
-        result = run_dream(cfg, image, dreamer=dreamer)
+        result = run_dream(cfg, image, dreamer)
     return to_pil(result.image)
 
 

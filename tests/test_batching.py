@@ -18,6 +18,7 @@ from dreamrun.jobs.dream import DreamJob
 from dreamrun.jobs.skeleton import run_job
 from dreamrun.sweeps import batching
 from dreamrun.sweeps.batching import Job, Models, dream_together, group_key
+from tests.helpers.dreams import solo_dream
 
 BASE = ["model=efficientnet_lite0", "input.size=96", "octaves=2", "device=cpu", "precision=fp32"]
 # what may differ between jobs dreaming together: target, steps, step size, jitter, seed
@@ -95,13 +96,12 @@ def test_each_jobs_pixels_and_files_are_those_of_its_solo_run(compose_cfg, tmp_p
 def test_a_dream_turns_the_last_bit_of_a_gradient_into_a_different_dream(compose_cfg):
     """Why exactness is bit for bit: 1e-6 of noise on the input of a 3-octave fp32 dream moves its pixels
     by many levels of 255, so a batch whose arithmetic rounds otherwise makes another dream."""
-    from dreamrun.jobs.dream import run_dream
     from dreamrun.jobs.skeleton import load_input
 
     cfg = compose_cfg(*BASE, "input.size=128", "octaves=3", "steps=10", "target=block_12")
     image = load_input(cfg, torch.Generator().manual_seed(0))
     nudged = (image + 1e-6 * torch.randn(image.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
-    moved = (run_dream(cfg, image).image - run_dream(cfg, nudged).image).abs().mean() * 255
+    moved = (solo_dream(cfg, image).image - solo_dream(cfg, nudged).image).abs().mean() * 255
     assert moved > 1
 
 
@@ -305,7 +305,9 @@ def test_a_groups_set_up_does_not_reach_the_next_groups_network(compose_cfg, tmp
     """A network shares with its model the layers no rewrite replaces (VGG's convolutions: no BatchNorm to
     fold). channels_last for one group lays those out anew; the next group of the model (channels_last=
     false) must still get the network its solo run builds: the same weights, laid out the same way."""
-    from dreamrun.jobs.dreamer import build_network, configure_network, setup_device
+    from dreamrun.jobs.dreamer import configure_network, setup_device
+    from dreamrun.nets.build import build_model
+    from dreamrun.nets.feature_net import feature_net
 
     vgg = ["model=vgg16", "model.weights=null", "device=cpu", "precision=fp32"]
     first, second = compose_cfg(*vgg, "channels_last=true"), compose_cfg(*vgg, "channels_last=false")
@@ -313,7 +315,9 @@ def test_a_groups_set_up_does_not_reach_the_next_groups_network(compose_cfg, tmp
     layers = ["conv1_2", "conv2_2"]
     configure_network(models.network(first, layers, setup_device(first)), first, torch.device("cpu"))
     net = configure_network(models.network(second, layers, setup_device(second)), second, torch.device("cpu"))
-    solo = configure_network(build_network(second, layers, setup_device(second)), second, torch.device("cpu"))
+    setup_device(second)  # seeds the random weights, as a solo run does before building
+    solo = configure_network(feature_net(build_model(second.model), second.model, layers, owns_model=True),
+                             second, torch.device("cpu"))
     assert list(net.state_dict()) == list(solo.state_dict())
     for ours, reference in zip(net.state_dict().values(), solo.state_dict().values()):
         assert torch.equal(ours, reference) and ours.is_contiguous() == reference.is_contiguous()

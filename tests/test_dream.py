@@ -11,9 +11,10 @@ import dreamrun
 from dreamrun.core.octaves import resize
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import resize_long_side, to_tensor
-from dreamrun.jobs.dream import DreamJob, at_full_size, objective_gain, run_dream
+from dreamrun.jobs.dream import DreamJob, at_full_size, objective_gain
 from dreamrun.jobs.skeleton import load_input, run_job
 from dreamrun.outputs.images import to_pil
+from tests.helpers.dreams import solo_dream
 from conftest import TINY
 
 # measured with Lite0's real ReLU6 network: 1.62x on the 128 px sample photo (2 octaves x 10 steps,
@@ -25,7 +26,7 @@ PRETRAINED_GAIN_THRESHOLD = 1.45
 def test_pretrained_network_activation_rises_substantially(compose_cfg):
     cfg = compose_cfg("model=efficientnet_lite0", "target=block_12", "input.size=128", "octaves=2",
                       "steps=10", "device=cpu", "precision=fp32")
-    result = run_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
+    result = solo_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
     assert result.metrics["gain"] > PRETRAINED_GAIN_THRESHOLD
     term = result.metrics["targets"]["block_12"]
     assert term["after"] > PRETRAINED_GAIN_THRESHOLD * term["before"]
@@ -45,7 +46,7 @@ def test_a_dream_raises_its_block_as_much_as_the_classic_algorithm(compose_cfg, 
     ours, classic = [], []
     for seed in range(4):
         cfg.seed = seed
-        ours.append(reference.score(run_dream(cfg, image).image) / before)
+        ours.append(reference.score(solo_dream(cfg, image).image) / before)
         classic.append(reference.score(classic_dream(reference, image, octaves=3, steps=10, step_size=0.01,
                                                      octave_scale=1.4, max_shift=32, seed=seed)) / before)
     # measured here: dreamrun/classic 1.01 (block_12) and 1.02 (block_8); mean gains 1.4-1.7x
@@ -82,17 +83,17 @@ def test_metrics_never_hold_nan_or_infinity(tmp_path):
 
 def test_chosen_channels_rise(compose_cfg):
     cfg = compose_cfg(*TINY, "target=block_12", "target.block_12=[5,17]", "steps=5")
-    result = run_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
+    result = solo_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
     assert result.metrics["targets"]["block_12[5,17]"]["after"] > 1.5 * result.metrics["targets"]["block_12[5,17]"]["before"]
 
 
 def test_same_config_and_seed_give_identical_pixels(compose_cfg):
     cfg = compose_cfg(*TINY, "model.weights=null", "seed=3")
     image = load_input(cfg, torch.Generator().manual_seed(0))
-    a = run_dream(cfg, image).image
-    b = run_dream(cfg, image).image
+    a = solo_dream(cfg, image).image
+    b = solo_dream(cfg, image).image
     cfg.seed = 4
-    c = run_dream(cfg, image).image
+    c = solo_dream(cfg, image).image
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
 
@@ -155,16 +156,16 @@ def test_asking_for_cuda_without_it_is_a_clear_error(compose_cfg):
         pytest.skip("this machine has CUDA")
     cfg = compose_cfg(*TINY, "device=cuda")
     with pytest.raises(DreamError, match="CUDA is not available"):
-        run_dream(cfg, load_input(cfg, torch.Generator()))
+        solo_dream(cfg, load_input(cfg, torch.Generator()))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_dream_matches_the_cpu_dream(compose_cfg):
     cfg = compose_cfg(*TINY, "steps=3")
     image = load_input(cfg, torch.Generator().manual_seed(0))
-    on_cpu = run_dream(cfg, image)
+    on_cpu = solo_dream(cfg, image)
     cfg.device = "cuda"
-    on_gpu = run_dream(cfg, image)
+    on_gpu = solo_dream(cfg, image)
     assert on_gpu.metrics["device"].startswith("cuda")
     assert on_gpu.image.device.type == "cpu"  # results come back for PIL/NumPy
     assert (on_gpu.image - on_cpu.image).abs().mean() < 0.01
@@ -184,7 +185,7 @@ def test_activations_follow_the_image_even_when_it_changes_in_place(compose_cfg)
 
 def lite0_dream(compose_cfg, *overrides: str) -> dict:
     cfg = compose_cfg(*TINY, "precision=fp32", "jitter=none", *overrides)
-    return run_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0))).metrics
+    return solo_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0))).metrics
 
 
 def test_a_negative_weight_lowers_the_activation_it_targets(compose_cfg):
@@ -217,7 +218,20 @@ def test_a_guide_smaller_than_the_network_accepts_is_refused(compose_cfg, tmp_pa
     to_pil(torch.rand(1, 3, 20, 20)).save(tmp_path / "tiny.png")
     cfg = compose_cfg(*TINY, f"guide.path={tmp_path / 'tiny.png'}", "guide.size=20")
     with pytest.raises(DreamError, match="raise guide.size"):
-        run_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
+        solo_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
+
+
+def test_a_missing_guide_is_refused_before_the_network_is_built(compose_cfg, tmp_path, monkeypatch):
+    """A typo in guide.path must not cost the download and build of a network first."""
+    import dreamrun.jobs.dreamer
+    from dreamrun.jobs.dream import prepare
+
+    built = []
+    monkeypatch.setattr(dreamrun.jobs.dreamer, "build_model", lambda model: built.append(model))
+    cfg = compose_cfg(*TINY, f"guide.path={tmp_path / 'no such guide.png'}")
+    with pytest.raises(DreamError, match="not found"):
+        prepare(cfg, 64, 64)
+    assert built == []
 
 
 def test_an_octaves_dream_is_carried_to_full_size_with_its_detail():

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from dreamrun.core.gradient_filters import gaussian_cascade, gradient_filter, laplacian_normalise, luminance_only
-from dreamrun.jobs.dream import run_dream
 from dreamrun.jobs.skeleton import load_input
+from tests.helpers.dreams import solo_dream
 from conftest import TINY
 
 
@@ -58,7 +58,7 @@ def test_a_dream_with_cleaner_gradients_runs_and_raises_the_activation(compose_c
     # 10 steps an octave (TINY's 2 are too few to lift the real network reliably); measured gains at
     # 96 px: 1.45x gradient=clean, 1.50x smoothing+laplacian, 1.36x without filters
     cfg = compose_cfg(*TINY, "steps=10", "precision=fp32", *overrides)
-    result = run_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
+    result = solo_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
     assert result.metrics["gain"] > 1.1
 
 
@@ -66,7 +66,7 @@ def test_luminance_only_dream_keeps_the_input_chroma(compose_cfg):
     def dream_chroma_change(*overrides: str) -> float:
         cfg = compose_cfg(*TINY, "precision=fp32", "steps=4", "step_size=0.03", *overrides)
         image = load_input(cfg, torch.Generator().manual_seed(0))
-        result = run_dream(cfg, image)
+        result = solo_dream(cfg, image)
         return (chroma(result.image) - chroma(image)).abs().mean().item()
 
     kept = dream_chroma_change("gradient.luminance_only=true")

@@ -14,11 +14,11 @@ import torchvision
 import tiny_net
 from dreamrun.config.compose import compose_config
 from dreamrun.errors import DreamError
-from dreamrun.jobs.dream import run_dream
 from dreamrun.jobs.skeleton import load_input
 from dreamrun.nets.build import build_architecture, build_model, load_state_dict_file
 from dreamrun.nets.feature_net import channel_counts, feature_net
 from dreamrun.nets.layers import target_presets
+from tests.helpers.dreams import solo_dream
 
 
 @pytest.fixture
@@ -309,7 +309,7 @@ def test_a_two_step_dream_runs_on_every_torchvision_preset(compose_cfg, preset):
     cfg = compose_cfg(f"model={preset}", "model.weights=null", "input.size=64", "octaves=1", "steps=2",
                       "device=cpu", "precision=fp32")
     image = load_input(cfg, torch.Generator().manual_seed(0))
-    result = run_dream(cfg, image)
+    result = solo_dream(cfg, image)
     assert result.image.shape == image.shape
     assert not torch.equal(result.image, image)
     (term,) = result.metrics["targets"].values()

@@ -4,6 +4,7 @@ import torch
 from dreamrun.jobs.dream import prepare, run_dream
 from dreamrun.jobs.skeleton import load_input
 from dreamrun.nets.precision import autocast_dtype, cpu_has_fast_bf16
+from tests.helpers.dreams import solo_dream
 
 from conftest import TINY
 
@@ -22,7 +23,7 @@ def test_the_network_runs_in_the_chosen_precision_and_the_image_stays_fp32(compo
     image = load_input(cfg, torch.Generator().manual_seed(0))
     dreamer = prepare(cfg, *image.shape[-2:])
     assert dreamer.feature_maps(image)["block_12"].dtype == dtype
-    result = run_dream(cfg, image, dreamer=dreamer)
+    result = run_dream(cfg, image, dreamer)
     assert result.image.dtype == torch.float32
     assert result.metrics["precision"] == str(dtype).removeprefix("torch.")
 
@@ -43,7 +44,7 @@ def mean_gain(compose_cfg, overrides, seeds=4):
     gains = []
     for seed in range(seeds):
         cfg.seed = seed
-        gains.append(run_dream(cfg, image, dreamer=dreamer).metrics["gain"])
+        gains.append(run_dream(cfg, image, dreamer).metrics["gain"])
     return sum(gains) / len(gains)
 
 
@@ -72,8 +73,8 @@ def test_compiled_network_dreams_the_same(compose_cfg):
     base = ["model=efficientnet_lite0", "target=block_1", "input.size=96", "octaves=2", "steps=2",
             "device=cpu", "precision=fp32"]
     image = load_input(compose_cfg(*base), torch.Generator().manual_seed(0))
-    eager = run_dream(compose_cfg(*base), image).image
-    compiled = run_dream(compose_cfg(*base, "compile=true"), image).image  # two octave sizes, one graph
+    eager = solo_dream(compose_cfg(*base), image).image
+    compiled = solo_dream(compose_cfg(*base, "compile=true"), image).image  # two octave sizes, one graph
     assert (compiled - eager).abs().max() < 1e-3
 
 
@@ -118,7 +119,7 @@ def test_fp16_dreams_as_fp32_does(compose_cfg):
         image = load_input(cfg, torch.Generator().manual_seed(0))
         dreamer = prepare(cfg, *image.shape[-2:])
         grads[precision] = normalised(gradient(image, dreamer)[0])
-        results[precision] = run_dream(cfg, image, dreamer=dreamer).metrics["gain"]
+        results[precision] = run_dream(cfg, image, dreamer).metrics["gain"]
     assert torch.isfinite(grads["fp16"]).all()
     assert torch.nn.functional.cosine_similarity(grads["fp16"], grads["fp32"], dim=0) > 0.95
     assert results["fp16"] > 1.2 and results["fp16"] == pytest.approx(results["fp32"], rel=0.1)

@@ -7,9 +7,9 @@ from dreamrun.core import tiles
 from dreamrun.core.objectives import Objective, Term
 from dreamrun.core.tiles import resolve_tile_size
 from dreamrun.errors import DreamError
-from dreamrun.jobs.dream import run_dream
-from dreamrun.jobs.dreamer import build_dreamer, compile_target, setup_device
+from dreamrun.jobs.dreamer import build_dreamer
 from dreamrun.jobs.skeleton import load_input
+from tests.helpers.dreams import solo_dream
 
 from conftest import TINY
 
@@ -116,7 +116,7 @@ SLOW_PRESETS = {"vgg16", "vgg19"}  # building their random classifier takes seco
 
 def random_dreamer(compose_cfg, *overrides: str):
     cfg = compose_cfg("model.weights=null", "device=cpu", "precision=fp32", "channels_last=false", *overrides)
-    return cfg, build_dreamer(cfg, compile_target(cfg), setup_device(cfg))
+    return cfg, build_dreamer(cfg)
 
 
 @pytest.mark.parametrize("model", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW_PRESETS else m
@@ -153,8 +153,8 @@ def seam_ratio(detail: torch.Tensor, tile: int) -> float:
 def test_tiled_dreams_show_no_seams(compose_cfg):
     base = [*TINY, "input.size=256", "octaves=1", "steps=15", "step_size=0.03", "target=block_8"]
     image = load_input(compose_cfg(*base), torch.Generator().manual_seed(0))
-    untiled = run_dream(compose_cfg(*base, "tile.size=null"), image).image - image
-    tiled = run_dream(compose_cfg(*base, "tile.size=64"), image).image - image
+    untiled = solo_dream(compose_cfg(*base, "tile.size=null"), image).image - image
+    tiled = solo_dream(compose_cfg(*base, "tile.size=64"), image).image - image
     assert not torch.equal(tiled, untiled)
     assert seam_ratio(tiled, 64) == pytest.approx(seam_ratio(untiled, 64), abs=0.1)
 
@@ -175,7 +175,7 @@ def test_tile_size_must_leave_room_for_the_network():
 
 def test_auto_tile_size_is_a_usable_side(compose_cfg):
     cfg = compose_cfg(*TINY)
-    result = run_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
+    result = solo_dream(cfg, load_input(cfg, torch.Generator().manual_seed(0)))
     assert 64 <= result.metrics["tile_size"] <= 1024
 
 

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from dreamrun.core.gradient_filters import GradientFilter
+from dreamrun.core.gradient_filters import GradientFilter, gradient_filter
 from dreamrun.core.observers import Observer
 from dreamrun.core.octaves import octave_sizes, resize
 from dreamrun.core.tiles import ObjectiveFn, gradient
@@ -60,8 +60,8 @@ def ascent_step(
 @dataclass(frozen=True)
 class Ascent:
     """How a dream climbs: its octaves and their scale, the steps of each and their size (the mean pixel
-    change), the jitter's largest roll in px, gradient tiles (None: the whole image) and the filter the
-    gradient passes through before the step."""
+    change), the jitter's largest roll in px, gradient tiles (None: the whole image) and the filters the
+    gradient passes through before the step (dreamrun.core.gradient_filters; all off by default)."""
 
     octaves: int = 4
     octave_scale: float = 1.4
@@ -69,7 +69,9 @@ class Ascent:
     step_size: float = 0.01
     max_shift: int = 32
     tile_size: Optional[int] = None
-    gradient_filter: Optional[GradientFilter] = None
+    smoothing: float = 0.0  # sigma in px of the gradient's Gaussian smoothing cascade
+    luminance_only: bool = False  # the gradient's luminance alone, on every channel
+    laplacian_levels: int = 0  # levels of Laplacian-pyramid normalisation
 
 
 def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, generator: torch.Generator,
@@ -79,6 +81,8 @@ def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, genera
     height, width = image.shape[-2:]
     sizes = octave_sizes(height, width, ascent.octaves, ascent.octave_scale)
     steps = ascent.steps
+    filter_gradient = gradient_filter(smoothing=ascent.smoothing, luminance=ascent.luminance_only,
+                                      laplacian_levels=ascent.laplacian_levels)
     for obs in observers:
         obs.on_dream_start(sizes=sizes, steps=steps)
 
@@ -92,7 +96,7 @@ def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, genera
         for step in range(steps):
             shift = random_shift(ascent.max_shift, generator)
             stepped, values = ascent_step(dreamed, objective, ascent.step_size, shift, ascent.tile_size,
-                                          ascent.gradient_filter)
+                                          filter_gradient)
             # a NaN or inf step is not taken; it is reported at the octave's end, so the loop
             # never waits on the GPU to look at the loss
             finite = torch.isfinite(values["loss"]) & torch.isfinite(values["grad_norm"])

@@ -18,14 +18,14 @@ from dreamrun.config.schema import DreamConfig
 from dreamrun.core import engine
 from dreamrun.core.observers import LastStep, Observer
 from dreamrun.core.octaves import check_octaves, resize
-from dreamrun.jobs.dreamer import Dreamer, ascent, build_dreamer, compile_target, describe, setup_device
+from dreamrun.jobs.dreamer import Dreamer, ascent, build_dreamer, describe
 from dreamrun.jobs.skeleton import JobKind, JobResult
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil
 from dreamrun.outputs.octave_images import OctaveImages
 from dreamrun.outputs.progress import ProgressBar
 from dreamrun.outputs.run_files import OUTPUT_FILES
-from dreamrun.outputs.tensorboard import TensorBoardLogger, log_hparams
+from dreamrun.outputs.tensorboard import TensorBoardLogger, flatten_hparams
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,11 @@ class DreamResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare(cfg: DreamConfig, height: int, width: int, **shared: Any) -> Dreamer:
-    """The dreamer for an image of this size, once cfg is validated (skeleton.validate): the target
-    compiled, the octaves checked against the size, the network built (or shared: see build_dreamer)."""
-    objective = compile_target(cfg)
+def prepare(cfg: DreamConfig, height: int, width: int) -> Dreamer:
+    """The dreamer for an image of this size, once cfg is validated (skeleton.validate): the octaves
+    checked against the size, then the target compiled and the network built (build_dreamer)."""
     check_octaves(height, width, cfg.octaves, cfg.octave_scale, cfg.model.min_size)
-    return build_dreamer(cfg, objective, setup_device(cfg), long_side=max(height, width), **shared)
+    return build_dreamer(cfg, long_side=max(height, width))
 
 
 def objective_gain(before: float, after: float) -> Optional[float]:
@@ -50,11 +49,12 @@ def objective_gain(before: float, after: float) -> Optional[float]:
     return after / before if before > 0 and math.isfinite(after / before) else None
 
 
-def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observer] = (),
-              dreamer: Dreamer | None = None) -> DreamResult:
-    """Dream on image (1, 3, H, W) in [0, 1] as cfg says; returns the dream and its metrics. The caller sets
-    the dreamer's CUDA backend flags around it (nets.backends: the skeleton does, and dream())."""
-    dreamer = dreamer or prepare(cfg, *image.shape[-2:])
+def run_dream(cfg: DreamConfig, image: torch.Tensor, dreamer: Dreamer,
+              observers: Sequence[Observer] = ()) -> DreamResult:
+    """Dream on image (1, 3, H, W) in [0, 1] as cfg says, with a dreamer prepared for it; returns the dream
+    and its metrics. The caller sets the dreamer's CUDA backend flags around it (nets.backends: the
+    skeleton does, and dream())."""
+    about, climb = describe(cfg, dreamer), ascent(cfg, dreamer)
     device = dreamer.device
     height, width = image.shape[-2:]
     generator = torch.Generator().manual_seed(cfg.seed)  # jitter shifts: CPU, so any device agrees
@@ -62,7 +62,7 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
     image = image.to(device)
     before = dreamer.activations(image)
     start = time.perf_counter()
-    dreamed = engine.dream(image, dreamer, ascent(cfg, dreamer), generator=generator, observers=observers)
+    dreamed = engine.dream(image, dreamer, climb, generator=generator, observers=observers)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -77,7 +77,7 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, observers: Sequence[Observe
         "objective_after": total_after,
         "seconds": round(seconds, 3),
         "steps": cfg.octaves * cfg.steps,
-        **describe(cfg, dreamer),
+        **about,
         "guide": cfg.guide.path,
         "size": [width, height],
         "targets": {name: {"before": before[name], "after": after[name], "weight": weights[name]}
@@ -99,36 +99,42 @@ class DreamJob(JobKind):
     board: Optional[TensorBoardLogger] = None
 
     def build(self, image: torch.Tensor) -> Dreamer:
-        dreamer = self.dreamer(image)
-        save_png(to_pil(image), self.run_dir / OUTPUT_FILES["input"])
-        return dreamer
+        return self.dreamer(image)
+
+    def load_input(self) -> torch.Tensor:
+        cfg = self.cfg
+        image = super().load_input()
+        check_octaves(*image.shape[-2:], cfg.octaves, cfg.octave_scale, cfg.model.min_size)
+        return image
 
     def dreamer(self, image: torch.Tensor) -> Dreamer:
         """What the job dreams with: alone, a network of its own (dreaming together: a shared one)."""
-        return prepare(self.cfg, *image.shape[-2:])
+        return build_dreamer(self.cfg, long_side=max(image.shape[-2:]))
 
     def observers(self, image, dreamer, writer):
+        save_png(to_pil(image), self.run_dir / OUTPUT_FILES["input"])
         observers: list[Observer] = [ProgressBar(self.progress), OctaveImages(self.run_dir)]
         if writer is not None:
             logging_ = self.cfg.log
             self.board = TensorBoardLogger(
                 writer, feature_maps=dreamer.feature_maps, recent_feature_maps=dreamer.recent_feature_maps,
                 image_every=logging_.image_every, image_max_side=logging_.image_max_side,
-                heatmaps=logging_.heatmaps, histograms=logging_.histograms, device=dreamer.device)
+                heatmaps=logging_.heatmaps, histograms=logging_.histograms, device=dreamer.device,
+                hparams=flatten_hparams(self.cfg))
             self.board.log_image("dream/input", image, 0)
             observers.append(self.board)
         return observers
 
     def run(self, image, dreamer, observers):
         cfg = self.cfg
-        result = run_dream(cfg, image, observers, dreamer)
+        result = run_dream(cfg, image, dreamer, observers)
         output = self.run_dir / OUTPUT_FILES["dream"]
         save_png(to_pil(result.image), output)
         save_json(result.metrics, self.run_dir / OUTPUT_FILES["metrics"])
         if self.board:
-            self.board.log_image("dream/final", result.image, cfg.octaves * cfg.steps)
-            log_hparams(self.board.writer, cfg, {name: result.metrics[name] for name in ("gain", "seconds")
-                                                 if result.metrics[name] is not None})
+            self.board.log_final(result.image, cfg.octaves * cfg.steps,
+                                 {name: result.metrics[name] for name in ("gain", "seconds")
+                                  if result.metrics[name] is not None})
         gain = result.metrics["gain"]
         log.info("%s in %.1f s on %s (%s)", "gain n/a" if gain is None else f"gain {gain:.3g}x",
                  result.metrics["seconds"], result.metrics["device"],

@@ -10,7 +10,6 @@ from omegaconf import OmegaConf
 
 from dreamrun.config.schema import DreamConfig, Mode
 from dreamrun.core.engine import Ascent
-from dreamrun.core.gradient_filters import gradient_filter
 from dreamrun.core.objectives import Objective, check_channels, guided, parse_target
 from dreamrun.core.tiles import resolve_tile_size
 from dreamrun.errors import DreamError
@@ -96,29 +95,39 @@ def compile_target(cfg: DreamConfig) -> Objective:
     return parse_target(target, list(cfg.model.layers), class_names(cfg.model.categories))
 
 
-def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device,
-                  net: Optional[FeatureNet] = None, dreamer_class: type[Dreamer] = Dreamer,
-                  long_side: Optional[int] = None) -> Dreamer:
-    """A dreamer of objective as cfg says: on a network built for it, or on net if given (cut at least at
-    the objective's layers and configured), shared by jobs dreaming together, whose launcher decides
-    on tiles (it does not tile) and the CUDA settings. long_side: of the image it will dream, where known."""
+def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, long_side: Optional[int] = None,
+                  net: Optional[FeatureNet] = None, dreamer_class: type[Dreamer] = Dreamer) -> Dreamer:
+    """The dreamer cfg describes: its objective compiled from cfg.target (or objective, a zoom schedule's
+    union of targets), on a network built for it, or on net if given (cut at least at the objective's
+    layers and configured), shared by jobs dreaming together, whose launcher decides on tiles (it does
+    not tile) and the CUDA settings. long_side: of the image it will dream, where known.
+
+    In one pass down the layers: the target and the guide first (cheap, so a mistake in either is
+    refused before a download), then the network, then what the objective needs of it."""
+    device = setup_device(cfg)
     own = net is None
+    backends = backend_settings_for(cfg, device) if own else None
+    if objective is None:
+        objective = compile_target(cfg)
+    guide = to_tensor(resize_long_side(load_image(cfg.guide.path), cfg.guide.size)) if cfg.guide.path else None
+    if guide is not None and min(guide.shape[-2:]) < cfg.model.min_size:
+        raise DreamError(f"the guide image is {guide.shape[-1]}x{guide.shape[-2]} px, smaller than "
+                         f"{cfg.model.name}'s {cfg.model.min_size} px: raise guide.size")
+
     if own:
-        net = build_network(cfg, objective.layers, device)
-    check_channels(objective, network_channels(net, cfg, device))
-    if cfg.guide.path:
-        guide = to_tensor(resize_long_side(load_image(cfg.guide.path), cfg.guide.size))
-        if min(guide.shape[-2:]) < cfg.model.min_size:
-            raise DreamError(f"the guide image is {guide.shape[-1]}x{guide.shape[-2]} px, smaller than "
-                             f"{cfg.model.name}'s {cfg.model.min_size} px: raise guide.size")
-        with torch.no_grad():
-            objective = guided(objective, net(guide.to(device)))
+        net = feature_net(build_model(cfg.model), cfg.model, objective.layers, owns_model=True).to(device)
+    counts = channel_counts(net, cfg.model.min_size, device, model=cfg.model.name)
+    with torch.no_grad():
+        guide_activations = None if guide is None else net(guide.to(device))
     if own:
         configure_network(net, cfg, device)
-    dreamer = dreamer_class(net, objective, device)
+
+    check_channels(objective, counts)
+    if guide_activations is not None:
+        objective = guided(objective, guide_activations)
+    dreamer = dreamer_class(net, objective, device, backends=backends)
     if not own:
         return dreamer
-    dreamer.backends = backend_settings_for(cfg, device)
     obstacle = objective.tiling_obstacle() or (None if cfg.model.tileable else (
         f"{cfg.model.name}'s unpadded convolutions shrink each tile's feature maps (model.tileable=false)"))
     dreamer.tile_size, note = resolve_tile_size(cfg.tile.size, dreamer, device, cfg.model.min_size, obstacle,
@@ -128,26 +137,12 @@ def build_dreamer(cfg: DreamConfig, objective: Objective, device: torch.device,
     return dreamer
 
 
-def build_network(cfg: DreamConfig, layers: list[str], device: torch.device) -> FeatureNet:
-    """cfg's network cut at these layers, on device."""
-    return feature_net(build_model(cfg.model), cfg.model, layers, owns_model=True).to(device)
-
-
 def configure_network(net: FeatureNet, cfg: DreamConfig, device: torch.device) -> FeatureNet:
     """net set up for speed as cfg says: memory format, precision, compilation."""
     if cfg.compile:
         log.warning("compile=true: the first steps compile the network, which takes minutes on a CPU")
     return net.configure(channels_last=cfg.channels_last, compile=cfg.compile,
                          autocast_dtype=autocast_dtype(_name(cfg.precision), device))
-
-
-def network_channels(net: FeatureNet, cfg: DreamConfig, device: torch.device) -> dict[str, int]:
-    """Each cut layer's channel count."""
-    try:
-        return channel_counts(net, cfg.model.min_size, device)
-    except RuntimeError as e:  # the probe is the network's smallest input: too small for its layers
-        raise DreamError(f"{cfg.model.name} cannot take a {cfg.model.min_size} px input, its model.min_size "
-                         f"({' '.join(str(e).split())[:160]}): raise model.min_size") from None
 
 
 def steps_per_size(cfg: DreamConfig) -> int:
@@ -172,10 +167,8 @@ def ascent(cfg: DreamConfig, dreamer: Dreamer, *, octaves: Optional[int] = None,
     a video takes its own."""
     return Ascent(octaves=cfg.octaves if octaves is None else octaves, octave_scale=cfg.octave_scale,
                   steps=cfg.steps if steps is None else steps, step_size=cfg.step_size,
-                  max_shift=cfg.jitter.max_shift, tile_size=dreamer.tile_size,
-                  gradient_filter=gradient_filter(smoothing=cfg.gradient.smoothing,
-                                                  luminance=cfg.gradient.luminance_only,
-                                                  laplacian_levels=cfg.gradient.laplacian_levels))
+                  max_shift=cfg.jitter.max_shift, tile_size=dreamer.tile_size, smoothing=cfg.gradient.smoothing,
+                  luminance_only=cfg.gradient.luminance_only, laplacian_levels=cfg.gradient.laplacian_levels)
 
 
 def describe(cfg: DreamConfig, dreamer: Dreamer) -> dict[str, Any]:

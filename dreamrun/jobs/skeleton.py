@@ -79,24 +79,26 @@ class JobKind:
 def run_job(job: JobKind, *, overrides: Sequence[str] = ()) -> JobResult:
     """The job in its run dir, its outcome in result.json. Raises DreamError for what the user can fix,
     KeyboardInterrupt (interrupts.Terminated for SIGTERM) when stopped; anything else is a bug."""
-    run_dir = job.run_dir
     record = JobRecord(overrides=list(overrides))
     if job.cfg.overwrite:
-        clear_results(run_dir)
+        clear_results(job.run_dir)
+    status, error, metrics = FAILED, None, None
     try:
         with interrupts.handled():
             result = _live(job)
+        status, metrics = COMPLETED, result.metrics
+        return result
     except DreamError as e:
-        record.finish(run_dir, FAILED, error=str(e))
+        error = str(e)
         raise
     except KeyboardInterrupt as e:
-        record.finish(run_dir, INTERRUPTED, error=interrupts.reason(e))
+        status, error = INTERRUPTED, interrupts.reason(e)
         raise
     except Exception as e:
-        record.finish(run_dir, FAILED, error=f"{type(e).__name__}: {e}")
+        error = f"{type(e).__name__}: {e}"
         raise
-    record.finish(run_dir, COMPLETED, metrics=result.metrics)
-    return result
+    finally:
+        record.finish(job.run_dir, status, error=error, metrics=metrics)
 
 
 def _live(job: JobKind) -> JobResult:

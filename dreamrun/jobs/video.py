@@ -26,7 +26,7 @@ from dreamrun.core.octaves import check_octaves
 from dreamrun.core.video import video_dream
 from dreamrun.errors import DreamError
 from dreamrun.inputs.video import VideoInfo, frames_expected, probe, read_frames, require_video_libraries
-from dreamrun.jobs.dreamer import ascent, build_dreamer, compile_target, describe, setup_device
+from dreamrun.jobs.dreamer import ascent, build_dreamer, describe
 from dreamrun.jobs.frame_files import FramesJob
 from dreamrun.jobs.frame_state import VIDEO, frame_path
 from dreamrun.jobs.skeleton import JobResult
@@ -91,7 +91,7 @@ class VideoJob(FramesJob):
                            max_frames=cfg.video.max_frames)
 
     def build(self, image):
-        return build_dreamer(self.cfg, compile_target(self.cfg), setup_device(self.cfg))
+        return build_dreamer(self.cfg)
 
     def run(self, image, dreamer, observers):
         cfg, video = self.cfg, self.cfg.video

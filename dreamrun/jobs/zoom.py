@@ -22,7 +22,7 @@ from dreamrun.core.objectives import Objective, parse_target
 from dreamrun.core.octaves import check_octaves
 from dreamrun.core.zoom import zoom_dream
 from dreamrun.errors import DreamError
-from dreamrun.jobs.dreamer import ascent, build_dreamer, compile_target, describe, setup_device
+from dreamrun.jobs.dreamer import ascent, build_dreamer, compile_target, describe
 from dreamrun.jobs.frame_files import FramesJob
 from dreamrun.jobs.frame_state import ZOOM, frame_path
 from dreamrun.jobs.skeleton import JobResult
@@ -97,7 +97,7 @@ class ZoomJob(FramesJob):
 
     def build(self, image):
         # one network cut at every layer the schedule names; each frame's dreamer shares it
-        dreamer = build_dreamer(self.cfg, sum(self.objectives[1:], self.objectives[0]), setup_device(self.cfg))
+        dreamer = build_dreamer(self.cfg, sum(self.objectives[1:], self.objectives[0]))
         self.dreamers = [replace(dreamer, objective=objective) for objective in self.objectives] \
             if len(self.objectives) > 1 else [dreamer]
         return dreamer

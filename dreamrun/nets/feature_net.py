@@ -167,9 +167,14 @@ def feature_net(model: nn.Module, cfg: ModelConfig, layers: list[str], *, owns_m
 
 
 @torch.no_grad()
-def channel_counts(net: FeatureNet, min_size: int, device: torch.device) -> dict[str, int]:
-    """Each cut layer's channel count, probed once per net (jobs dreaming together share one)."""
+def channel_counts(net: FeatureNet, min_size: int, device: torch.device, model: str = "the network") -> dict[str, int]:
+    """Each cut layer's channel count, probed once per net (jobs dreaming together share one) on the
+    network's smallest input (model.min_size), which a DreamError names if the layers cannot take it."""
     if net.channels is None:
         probe = torch.zeros(1, 3, min_size, min_size, device=device)
-        net.channels = {name: act.shape[1] for name, act in net(probe).items()}
+        try:
+            net.channels = {name: act.shape[1] for name, act in net(probe).items()}
+        except RuntimeError as e:
+            raise DreamError(f"{model} cannot take a {min_size} px input, its model.min_size "
+                             f"({' '.join(str(e).split())[:160]}): raise model.min_size") from None
     return net.channels

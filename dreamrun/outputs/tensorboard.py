@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable, Mapping, Optional
 
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 from torch.utils.tensorboard import SummaryWriter
@@ -18,7 +19,6 @@ from torch.utils.tensorboard.summary import hparams
 from dreamrun.config.keys import flatten_config
 from dreamrun.core.engine import unroll
 from dreamrun.core.observers import Observer
-from dreamrun.core.octaves import resize
 from dreamrun.outputs.heatmaps import heatmap
 from dreamrun.outputs.images import to_pil
 
@@ -68,8 +68,12 @@ class TensorBoardLogger(Observer):
     def __init__(self, writer: SummaryWriter, *, feature_maps: Optional[FeatureMaps] = None,
                  recent_feature_maps: Optional[RecentFeatureMaps] = None,
                  image_every: int = 0, image_max_side: Optional[int] = None,
-                 heatmaps: bool = True, histograms: bool = True, device: torch.device = torch.device("cpu")):
+                 heatmaps: bool = True, histograms: bool = True, device: torch.device = torch.device("cpu"),
+                 hparams: Optional[Mapping[str, Any]] = None):
+        """hparams: the run's settings for the HParams dashboard (flatten_hparams), logged with its
+        final metrics by log_final."""
         self.writer = writer
+        self.hparams = hparams
         self.feature_maps = feature_maps
         self.recent_feature_maps = recent_feature_maps
         self.last_shift = (0, 0)
@@ -155,6 +159,12 @@ class TensorBoardLogger(Observer):
         """image (1, 3, H, W) in [0, 1], shrunk to image_max_side."""
         log_image(self.writer, tag, shrink(image.detach(), self.image_max_side), step)
 
+    def log_final(self, image: torch.Tensor, step: int, metrics: Mapping[str, float]) -> None:
+        """The dream as it ended, and the run's hparams with its final metrics."""
+        self.log_image("dream/final", image, step)
+        if self.hparams is not None:
+            log_hparams(self.writer, self.hparams, metrics)
+
 
 def log_image(writer: SummaryWriter, tag: str, image: torch.Tensor, step: int) -> None:
     """Like add_image, but JPEG (quality 95) instead of PNG: many times faster to encode, and a
@@ -210,7 +220,8 @@ def shrink(image: torch.Tensor, max_side: Optional[int]) -> torch.Tensor:
     if not max_side or max(height, width) <= max_side:
         return image
     scale = max_side / max(height, width)
-    return resize(image, (max(1, round(height * scale)), max(1, round(width * scale))))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 def log_histogram(writer: SummaryWriter, tag: str, values: torch.Tensor, step: int) -> None:
@@ -240,10 +251,11 @@ def flatten_hparams(cfg: DictConfig) -> dict[str, Any]:
             for key, value in flatten_config(cfg, skip).items()}
 
 
-def log_hparams(writer: SummaryWriter, cfg: DictConfig, metrics: Mapping[str, float]) -> None:
-    """hparams in this run itself (add_hparams would make a sub-run, splitting a sweep's jobs)."""
+def log_hparams(writer: SummaryWriter, settings: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    """hparams (settings: flatten_hparams) in this run itself (add_hparams would make a sub-run, splitting a
+    sweep's jobs)."""
     metric_values = {f"hparams/{name}": float(value) for name, value in metrics.items()}
-    for summary in hparams(flatten_hparams(cfg), metric_values):
+    for summary in hparams(dict(settings), metric_values):
         writer._get_file_writer().add_summary(summary)
     for tag, value in metric_values.items():
         writer.add_scalar(tag, value)

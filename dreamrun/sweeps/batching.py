@@ -27,8 +27,8 @@ from dreamrun.config.schema import DreamConfig, Mode
 from dreamrun.core.octaves import check_octaves, octave_sizes, resize
 from dreamrun.core.tiles import GRADIENT, MEMORY_SHARE, NEVER_TILE, bytes_per_pixel, free_memory, tile_side
 from dreamrun.errors import DreamError
-from dreamrun.jobs.dream import DreamJob, prepare
-from dreamrun.jobs.dreamer import (Dreamer, backend_settings_for, compile_target, configure_network,
+from dreamrun.jobs.dream import DreamJob
+from dreamrun.jobs.dreamer import (Dreamer, backend_settings_for, build_dreamer, compile_target, configure_network,
                                    resolve_device, setup_device)
 from dreamrun.jobs.kinds import job_kind
 from dreamrun.jobs.skeleton import JobKind, JobResult, load_input, run_job
@@ -237,7 +237,8 @@ class TogetherDreamJob(DreamJob):
 
     def dreamer(self, image: torch.Tensor) -> Dreamer:
         member = self.member
-        dreamer = prepare(self.cfg, *image.shape[-2:], net=member.rendezvous.net, dreamer_class=TogetherDreamer)
+        dreamer = build_dreamer(self.cfg, long_side=max(image.shape[-2:]), net=member.rendezvous.net,
+                                dreamer_class=TogetherDreamer)
         dreamer.rendezvous, dreamer.member, dreamer.start = member.rendezvous, member.index, member.start
         return dreamer
 
