@@ -18,7 +18,8 @@ from hydra.types import RunMode
 from dreamrun.config.compose import config_dir, register
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line, raised_by_hydra
 from dreamrun.config.schema import DreamConfig
-from dreamrun.errors import EXIT_SWEEP_FAILED, EXIT_USER_ERROR, DreamError, JobFailed
+from dreamrun.errors import (EXIT_INTERRUPTED, EXIT_SWEEP_FAILED, EXIT_TERMINATED, EXIT_USER_ERROR, DreamError,
+                             JobFailed)
 from dreamrun.jobs import interrupts
 from dreamrun.sweeps import launch as sweeps
 
@@ -36,11 +37,12 @@ def app(cfg: DreamConfig) -> None:
 
 def _run_job(cfg: DreamConfig) -> None:
     # torch and the jobs load here, not at the top: --help and config errors answer without them
-    import torch
+    with interrupts.deferred():
+        import torch
 
-    from dreamrun.jobs.kinds import job_kind
-    from dreamrun.jobs.skeleton import run_job
-    from dreamrun.sweeps.batched import joined_kind
+        from dreamrun.jobs.kinds import job_kind
+        from dreamrun.jobs.skeleton import run_job
+        from dreamrun.sweeps.batched import joined_kind
 
     hydra_cfg = HydraConfig.get()
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
@@ -96,6 +98,9 @@ def flags_first(argv: list[str]) -> list[str]:
 
 def main() -> None:
     sys.argv[1:] = flags_first(sys.argv[1:])
+    # a log line the disk cannot take is dropped, not printed with a traceback over the one-line error
+    # that the same full disk gives the job
+    logging.raiseExceptions = False
     with interrupts.handled():
         exit_status = _launch()
     _exit(exit_status)
@@ -150,12 +155,23 @@ def _launch() -> int:
         exit_status = interrupts.exit_status(e)
     except SystemExit as e:
         exit_status = e.code
+    if "dreamrun.jobs.claim" in sys.modules:  # a run stopped after it claimed its dir, before its job ran
+        from dreamrun.jobs.claim import settle_claims
+        from dreamrun.jobs.record import FAILED, INTERRUPTED
+
+        stopped = exit_status in (EXIT_INTERRUPTED, EXIT_TERMINATED)
+        settle_claims(INTERRUPTED if stopped else FAILED,
+                      "interrupted before the job started" if stopped else "ended before the job started")
     sweeps.stop_job_lines()
     sweep_dir = sweeps.started_sweep_dir()
     if sweep_dir and Path(sweep_dir).is_dir():  # however the sweep ended: summarise what finished
         from dreamrun.sweeps.summary import SUMMARY_FILES, report, write_summary
 
-        summary = write_summary(sweep_dir)
+        try:
+            summary = write_summary(sweep_dir)
+        except DreamError as e:  # a full disk, say: the jobs' own files still say what became of them
+            print(f"dreamrun: error: the sweep summary could not be written: {e}", file=sys.stderr)
+            return exit_status or EXIT_SWEEP_FAILED
         print(report(summary), file=sys.stderr)
         print((Path(sweep_dir) / SUMMARY_FILES["image"]).absolute(), flush=True)
         if not exit_status and not summary.all_completed:

@@ -32,7 +32,7 @@ STATE_FILE = ZOOM_KIND.state_file
 from dreamrun.nets.build import build_architecture
 
 EXIF_ORIENTATION = 0x0112
-RECORD_ONLY = {".hydra", "dreamrun.log", "result.json"}  # what a refused run leaves
+RECORD_ONLY = {".hydra", "dreamrun.log", "result.json", ".dreamrun.lock"}  # what a refused run leaves
 
 
 def _photo(size=(96, 64)) -> Image.Image:

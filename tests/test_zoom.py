@@ -110,8 +110,8 @@ def test_a_target_schedule_takes_its_targets_in_turn(compose_cfg, tmp_path):
 def test_zoom_settings_are_checked(compose_cfg, tmp_path):
     for override, message in [("zoom.factor=0.7", "zoom.factor"), ("zoom.frames=0", "zoom.frames"),
                               ("zoom.targets=[{block_99: all}]", r"zoom.targets\[0\]: unknown layer")]:
-        with pytest.raises(DreamError, match=message):
-            run_job(ZoomJob(compose_cfg(*ZOOM, override), tmp_path, progress=False))
+        with pytest.raises(DreamError, match=message):  # each in a dir of its own: a refused run leaves its record
+            run_job(ZoomJob(compose_cfg(*ZOOM, override), tmp_path / override, progress=False))
 
 
 def _zoom_cli(run_dir, *extra):

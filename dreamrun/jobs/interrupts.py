@@ -95,6 +95,30 @@ def handled() -> Iterator[None]:
             _received = None
 
 
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the block runs, and raise the first that came as it ends: for
+    importing torch and the like, whose imports a KeyboardInterrupt in their middle leaves half done (an
+    ImportError later, or the interrupt swallowed and the job run anyway)."""
+    global _received
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum, handler in previous.items():
+        if handler is _handle:
+            signal.signal(signum, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        _received = held[0]
+        raise _interrupt(held[0])
+
+
 def reason(interrupt: KeyboardInterrupt) -> str:
     """What stopped the job, for result.json."""
     return interrupt.reason if isinstance(interrupt, Terminated) else "Ctrl-C"

@@ -1,6 +1,6 @@
 """result.json: what became of one job, written into its run dir whatever the outcome.
 
-    {"status": "completed" | "failed" | "interrupted", "overrides": [...], "error": null | "...",
+    {"status": "running" | "completed" | "failed" | "interrupted", "overrides": [...], "error": null | "...",
      "metrics": {...}, "paths": {"dream": "dream.png", ...}, "started": "...", "finished": "...",
      "host": "...", "pid": 1234}
 
@@ -17,6 +17,8 @@ stays readable), in file-name order. A dream run from the CLI:
 - a dir ends in "/" and stands for everything below it: a zoom's frames/ (possibly thousands of
   frames) and Hydra's .hydra/
 - anything else in the run dir is listed under its own name, so nothing a job leaves goes unnamed
+- "running" from the moment the job claims its dir (jobs.claim) until it ends: a record that still says so
+  once nobody holds the dir's lock belongs to a job that died (killed, or its machine lost)
 - result.json lists itself: `paths` is taken just before it is written. Once a job has ended, every
   file in its run dir is a value of `paths` or under a value ending in "/", and every value exists.
 
@@ -34,12 +36,13 @@ from typing import Any, Optional
 
 from dreamrun.jobs.frame_state import KINDS
 from dreamrun.outputs.files import save_json
-from dreamrun.outputs.run_files import (FRAMES_DIR, HYDRA_DIR, OCTAVE_IMAGE, OUTPUT_FILES, RESULT_FILE, RESULT_GLOBS,
-                                        TENSORBOARD_PREFIX)
+from dreamrun.outputs.run_files import (FRAMES_DIR, HYDRA_DIR, LOCK_FILE, OCTAVE_IMAGE, OUTPUT_FILES, RESULT_FILE,
+                                        RESULT_GLOBS, TENSORBOARD_PREFIX)
 
-COMPLETED, FAILED, INTERRUPTED = "completed", "failed", "interrupted"
+RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
 # every name in a run dir with a fixed role: the outputs, then what records and resumes them
 ROLES = {name: role for role, name in {**OUTPUT_FILES, "result": RESULT_FILE, "frames": FRAMES_DIR, "hydra": HYDRA_DIR,
+                                       "lock": LOCK_FILE,
                                        **{f"{k.name}_state": k.state_file for k in KINDS.values()}}.items()}
 
 
@@ -85,7 +88,7 @@ def _now() -> str:
 @dataclass
 class JobRecord:
     overrides: list[str]
-    status: str = "running"
+    status: str = RUNNING  # until the run ends: jobs.claim writes it so at the start
     error: Optional[str] = None
     metrics: dict[str, Any] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)

@@ -1,9 +1,11 @@
 """The run-dir guard: a Hydra callback that runs before Hydra writes anything into the run dir.
 
-A default dir (outputs/DATE/TIME_MODEL_TARGET) is claimed fresh: never one another run already has. A dir
-the user named is refused if it holds an earlier run's results (its .hydra/ record included), unless
-overwrite=true. resume=true is refused wherever there is nothing to resume: anywhere but a named zoom or
-video run dir whose saved frames were made with the same settings."""
+A run claims its dir here (jobs.claim), so a second run into it is refused before Hydra's record. A default
+dir (outputs/DATE/TIME_MODEL_TARGET) is made fresh: never one another run already has. A dir the user named
+is refused while another run holds it, and if it holds an earlier run's results (a finished run's, or a
+dead one's), unless overwrite=true. resume=true is refused wherever there is nothing to resume: anywhere
+but a named zoom or video run dir whose saved frames were made with the same settings. A sweep holds its
+sweep dir for as long as it runs, and each of its jobs claims its own dir as it starts."""
 import copy
 from pathlib import Path
 from typing import Any, Callable
@@ -13,6 +15,7 @@ from omegaconf import DictConfig, open_dict, read_write
 
 from dreamrun.config.run_names import claim_fresh_dir
 from dreamrun.errors import DreamError, refuse
+from dreamrun.jobs.claim import claim, hold_sweep_dir
 from dreamrun.jobs.frame_state import fingerprint, frame_kind, nothing_to_resume, read_state
 from dreamrun.jobs.record import has_results
 
@@ -40,17 +43,6 @@ def check_resume(config: DictConfig, named_dir: bool) -> None:
     # refuses other settings, before any file changes
     if read_state(run_dir, fingerprint(_task_config(config), kind), kind) is None:
         raise nothing_to_resume(run_dir, kind)
-
-
-def check_run_dir(config: DictConfig) -> None:
-    """Raise DreamError if this single run may not write into the hydra.run.dir the user named."""
-    if config.resume:
-        check_resume(config, named_dir=True)
-        return
-    run_dir = Path(str(config.hydra.run.dir))
-    if not config.overwrite and has_results(run_dir):
-        raise DreamError(f"{run_dir} already holds the results of a run: choose another hydra.run.dir, "
-                         "or pass overwrite=true to replace them")
 
 
 def _make_named_dir(path: str) -> str:
@@ -81,12 +73,18 @@ class RunDirGuard(Callback):
         if not _named_by_user(config, "hydra.run.dir"):
             with read_write(config.hydra.run):
                 config.hydra.run.dir = _make_dir("hydra.run.dir", str(config.hydra.run.dir), claim_fresh_dir)
-            return
-        try:
-            check_run_dir(config)
+        else:
+            if config.resume:
+                try:
+                    check_resume(config, named_dir=True)
+                except DreamError as e:
+                    refuse(str(e))
+            _make_dir("hydra.run.dir", str(config.hydra.run.dir))
+        try:  # before Hydra writes its record there: a run the dir is not for touches nothing in it
+            claim(Path(str(config.hydra.run.dir)), overwrite=config.overwrite, resume=config.resume,
+                  overrides=list(config.hydra.overrides.task), key="hydra.run.dir")
         except DreamError as e:
             refuse(str(e))
-        _make_dir("hydra.run.dir", str(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.resume:
@@ -99,9 +97,13 @@ class RunDirGuard(Callback):
                 config.hydra.sweep.dir = claimed
                 # each job's config is composed again from these overrides: it must name the same dir
                 overrides.append(f"hydra.sweep.dir={claimed}")
+            hold_sweep_dir(Path(claimed))
             return
-        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_dir = Path(_make_dir("hydra.sweep.dir", str(config.hydra.sweep.dir)))
+        try:
+            hold_sweep_dir(sweep_dir)
+        except DreamError as e:
+            refuse(str(e))
         if not config.overwrite and any(has_results(job) for job in sweep_dir.glob("*/")):
             refuse(f"{sweep_dir} already holds the results of a sweep: choose another hydra.sweep.dir, "
                    "or pass overwrite=true to replace them")
-        _make_dir("hydra.sweep.dir", str(sweep_dir))

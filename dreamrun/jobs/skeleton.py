@@ -27,10 +27,11 @@ from dreamrun.core.observers import LastStep, Observer
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import load_image, noise, resize_long_side, sample_image, to_tensor
 from dreamrun.jobs import interrupts
+from dreamrun.jobs.claim import claim, release
 from dreamrun.jobs.dreamer import Dreamer
-from dreamrun.jobs.record import COMPLETED, FAILED, INTERRUPTED, JobRecord, clear_results
+from dreamrun.jobs.record import COMPLETED, FAILED, INTERRUPTED, JobRecord
 from dreamrun.nets.backends import backend_settings
-from dreamrun.outputs.files import save_png
+from dreamrun.outputs.files import disk_error, save_png
 from dreamrun.outputs.images import to_pil
 from dreamrun.outputs.run_files import OUTPUT_FILES
 from dreamrun.outputs.tensorboard import log_config
@@ -77,11 +78,12 @@ class JobKind:
 
 
 def run_job(job: JobKind, *, overrides: Sequence[str] = ()) -> JobResult:
-    """The job in its run dir, its outcome in result.json. Raises DreamError for what the user can fix,
-    KeyboardInterrupt (interrupts.Terminated for SIGTERM) when stopped; anything else is a bug."""
+    """The job in its run dir, claimed for it (jobs.claim: the CLI claims it earlier, before Hydra writes
+    there), its outcome in result.json. Raises DreamError for what the user can fix, KeyboardInterrupt
+    (interrupts.Terminated for SIGTERM) when stopped; anything else is a bug."""
+    cfg = job.cfg
+    claim(job.run_dir, overwrite=cfg.overwrite, resume=cfg.resume, overrides=overrides)
     record = JobRecord(overrides=list(overrides))
-    if job.cfg.overwrite:
-        clear_results(job.run_dir)
     status, error, metrics = FAILED, None, None
     try:
         with interrupts.handled():
@@ -94,11 +96,24 @@ def run_job(job: JobKind, *, overrides: Sequence[str] = ()) -> JobResult:
     except KeyboardInterrupt as e:
         status, error = INTERRUPTED, interrupts.reason(e)
         raise
+    except OSError as e:
+        full = disk_error(e, job.run_dir)  # a writer of files not our own (TensorBoard's) met a full disk
+        error = str(full) if full else f"{type(e).__name__}: {e}"
+        if full:
+            raise full from None
+        raise
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
         raise
     finally:
-        record.finish(job.run_dir, status, error=error, metrics=metrics)
+        try:
+            record.finish(job.run_dir, status, error=error, metrics=metrics)
+        except DreamError as e:  # a full disk, say
+            if status == COMPLETED:
+                raise
+            log.error("dreamrun: the outcome could not be recorded in result.json: %s", e)  # the error goes on
+        finally:
+            release(job.run_dir)
 
 
 def _live(job: JobKind) -> JobResult:

@@ -10,6 +10,8 @@ OUTPUT_FILES = {"dream": "dream.png", "input": "input.png", "metrics": "metrics.
                 "dream_video": "dream.mp4", "preview": "preview.gif"}
 ANIMATIONS = {"gif": OUTPUT_FILES["animation"], "webp": OUTPUT_FILES["animation_webp"]}
 RESULT_FILE = "result.json"
+LOCK_FILE = ".dreamrun.lock"  # held by the live run that claimed the dir (jobs.claim)
+PARTIAL = ".part-"  # in the name of a file being written, until it replaces its final name whole
 FRAMES_DIR = "frames"
 HYDRA_DIR = ".hydra"
 TENSORBOARD_PREFIX = "events.out.tfevents."
@@ -31,6 +33,8 @@ def state_file(kind: str) -> str:
     return f"{kind}_state.json"
 
 
-# everything a job writes besides Hydra's .hydra/ and the log: what overwrite=true removes first
+# everything a job writes besides Hydra's .hydra/, the log and the lock: what overwrite=true removes first,
+# with what a killed run was writing
 RESULT_GLOBS = [RESULT_FILE, OUTPUT_FILES["metrics"], "*.png", f"{TENSORBOARD_PREFIX}*", *ANIMATIONS.values(),
-                OUTPUT_FILES["video"], state_file("*"), FRAMES_DIR, OUTPUT_FILES["dream_video"], OUTPUT_FILES["preview"]]
+                OUTPUT_FILES["video"], state_file("*"), FRAMES_DIR, OUTPUT_FILES["dream_video"], OUTPUT_FILES["preview"],
+                f".*{PARTIAL}*"]

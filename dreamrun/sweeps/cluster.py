@@ -39,7 +39,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     """What SlurmLauncher.launch does: submit the sweep's jobs as one array, wait for every one to end."""
     import submitit  # there: sweeps.launch.LauncherCheck said so before the sweep began
 
-    jobs = [SlurmJob(sweep_config, launcher.hydra_context, launcher.task_function)
+    jobs = [SubmititJob(sweep_config, launcher.hydra_context, launcher.task_function)
             for sweep_config in job_configs(launcher, job_overrides, initial_job_idx)]
     executor = submitit.AutoExecutor(folder=launcher.params["submitit_folder"], cluster="slurm",
                                      slurm_max_num_timeout=0)
@@ -60,8 +60,9 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
 
 
 @dataclass
-class SlurmJob:
-    """One job of the sweep, pickled by submitit into its SLURM job, where it runs through Hydra's run_job."""
+class SubmititJob:
+    """One job of the sweep, pickled by submitit into its SLURM job (or local subprocess), where it runs
+    through Hydra's run_job."""
 
     config: Any  # the job's config, composed in the launching process
     hydra_context: Any
@@ -81,8 +82,29 @@ class SlurmJob:
                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
 
 
-def _run(job: SlurmJob) -> JobReturn:
+def _run(job: SubmititJob) -> JobReturn:
     return job()
+
+
+def launch_local(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    """What LocalLauncher.launch does: every job in a subprocess of its own on this machine, all at once.
+    A job whose process ended without a result (killed: the out-of-memory killer, say) is a failed job,
+    its result.json calls it died, and the sweep goes on to its summary."""
+    import submitit
+
+    jobs = [SubmititJob(sweep_config, launcher.hydra_context, launcher.task_function)
+            for sweep_config in job_configs(launcher, job_overrides, initial_job_idx)]
+    executor = submitit.AutoExecutor(folder=launcher.params["submitit_folder"], cluster="local")
+    executor.update_parameters(**{key: value for key, value in launcher.params.items() if key in SUBMITIT_KEYS})
+    returns = []
+    for job, done in zip(jobs, executor.map_array(_run, jobs)):
+        try:
+            returns.append(done.results()[0])
+        except (submitit.core.utils.UncompletedJobError, submitit.core.utils.FailedJobError):
+            log.warning("job %d ended without returning (its process killed?): its log is %s",
+                        job.config.hydra.job.num, done.paths.stderr)
+            returns.append(failed_return(job.config, "its process ended without a result"))
+    return returns
 
 
 def executor_parameters(params: dict[str, Any]) -> dict[str, Any]:

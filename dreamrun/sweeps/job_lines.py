@@ -9,16 +9,20 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from dreamrun.jobs.record import COMPLETED, read_record
+from dreamrun.jobs.claim import DIED, run_status
+from dreamrun.jobs.record import COMPLETED, RUNNING, read_record
 
 POLL_SECONDS = 1.0
 
 
 def job_line(job_dir: Path) -> str | None:
-    """What became of the job in job_dir, or None while it has no result.json."""
+    """What became of the job in job_dir, or None while it has not ended."""
     record = read_record(job_dir)
     if record is None:
         return None
+    if record.status == RUNNING:
+        return f"{DIED} {job_dir.name}: its process ended without a word (killed?)" \
+            if run_status(job_dir) == DIED else None
     if record.status == COMPLETED:
         made = record.paths.get("animation") or record.paths.get("animation_webp") or record.paths.get("dream")
         return str((job_dir / made).absolute()) if made else f"{record.status} {job_dir.name}"

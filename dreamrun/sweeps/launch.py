@@ -66,7 +66,7 @@ class SweepSetup(Callback):
         _sweep_dir = str(config.hydra.sweep.dir)
         _name_jobs_by_swept_keys(config)
         launcher = str(config.hydra.launcher.get("_target_", ""))
-        if launcher.endswith(("submitit_launcher.LocalLauncher", "SlurmLauncher")):  # submitit's: jobs print to files
+        if launcher.endswith(("LocalLauncher", "SlurmLauncher")):  # submitit's jobs: they print to files
             _job_lines = JobLines(Path(_sweep_dir))
             _job_lines.start()
 

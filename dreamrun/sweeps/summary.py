@@ -23,12 +23,13 @@ from omegaconf import OmegaConf
 from PIL import Image, UnidentifiedImageError
 
 from dreamrun.errors import EXIT_USER_ERROR
-from dreamrun.jobs.record import COMPLETED, FAILED, JobRecord, read_record
+from dreamrun.jobs.claim import DIED, is_live
+from dreamrun.jobs.record import COMPLETED, FAILED, RUNNING, JobRecord, read_record
 from dreamrun.outputs.contact_sheet import Layout, Tile, contact_sheet
 from dreamrun.outputs.files import save_png, save_text
 
 
-UNFINISHED = "unfinished"  # started, no result.json: killed, or still running
+UNFINISHED = "unfinished"  # started, no result.json yet: killed before it claimed its dir, or about to
 NOT_RUN = "not run"  # in the sweep's grid, never started
 TENSORBOARD_SUFFIX = ".summary"
 SUMMARY_FILES = {"image": "summary.png", "table": "summary.csv", "report": "summary.md"}  # in the sweep dir
@@ -47,7 +48,11 @@ class Job:
     def status(self) -> str:
         if self.dir is None:
             return NOT_RUN
-        return self.record.status if self.record else UNFINISHED
+        if self.record is None:
+            return UNFINISHED
+        if self.record.status == RUNNING and not is_live(self.dir, self.record):
+            return DIED
+        return self.record.status
 
     @property
     def gain(self) -> Optional[float]:
