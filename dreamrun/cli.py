@@ -21,6 +21,9 @@ from dreamrun.config.schema import DreamConfig
 from dreamrun.errors import (EXIT_INTERRUPTED, EXIT_SWEEP_FAILED, EXIT_TERMINATED, EXIT_USER_ERROR, DreamError,
                              JobFailed)
 from dreamrun.jobs import interrupts
+from dreamrun.jobs.claim import settle_claims
+from dreamrun.jobs.record import FAILED, INTERRUPTED
+from dreamrun.outputs.files import disk_error
 from dreamrun.sweeps import launch as sweeps
 
 log = logging.getLogger("dreamrun")
@@ -44,6 +47,7 @@ def _run_job(cfg: DreamConfig) -> None:
         from dreamrun.jobs.skeleton import run_job
         from dreamrun.sweeps.batched import joined_kind
 
+    quiet_logging_errors()
     hydra_cfg = HydraConfig.get()
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     joined = joined_kind()  # dreaming in a group: on the group's network, on its device
@@ -98,12 +102,24 @@ def flags_first(argv: list[str]) -> list[str]:
 
 def main() -> None:
     sys.argv[1:] = flags_first(sys.argv[1:])
-    # a log line the disk cannot take is dropped, not printed with a traceback over the one-line error
-    # that the same full disk gives the job
-    logging.raiseExceptions = False
-    with interrupts.handled():
-        exit_status = _launch()
+    quiet_logging_errors()
+    exit_status = EXIT_SWEEP_FAILED  # a bug's traceback; Python exits 1 after it anyway
+    try:
+        with interrupts.handled():
+            exit_status = _launch()
+    finally:
+        # a run stopped or failed after it claimed its dir, before its job recorded an outcome (between the
+        # two, Hydra sets up the job and torch loads); then let go of every dir, the sweep's last
+        stopped = exit_status in (EXIT_INTERRUPTED, EXIT_TERMINATED)
+        settle_claims(INTERRUPTED if stopped else FAILED,
+                      "interrupted before the job started" if stopped else "ended before the job started")
     _exit(exit_status)
+
+
+def quiet_logging_errors() -> None:
+    """A log line the disk cannot take is dropped, not printed with a traceback over the one-line error
+    that the same full disk gives the job (in the CLI's process and in each job's: joblib's, submitit's)."""
+    logging.raiseExceptions = False
 
 
 def _exit(status: int) -> None:
@@ -155,13 +171,6 @@ def _launch() -> int:
         exit_status = interrupts.exit_status(e)
     except SystemExit as e:
         exit_status = e.code
-    if "dreamrun.jobs.claim" in sys.modules:  # a run stopped after it claimed its dir, before its job ran
-        from dreamrun.jobs.claim import settle_claims
-        from dreamrun.jobs.record import FAILED, INTERRUPTED
-
-        stopped = exit_status in (EXIT_INTERRUPTED, EXIT_TERMINATED)
-        settle_claims(INTERRUPTED if stopped else FAILED,
-                      "interrupted before the job started" if stopped else "ended before the job started")
     sweeps.stop_job_lines()
     sweep_dir = sweeps.started_sweep_dir()
     if sweep_dir and Path(sweep_dir).is_dir():  # however the sweep ended: summarise what finished
@@ -169,8 +178,9 @@ def _launch() -> int:
 
         try:
             summary = write_summary(sweep_dir)
-        except DreamError as e:  # a full disk, say: the jobs' own files still say what became of them
-            print(f"dreamrun: error: the sweep summary could not be written: {e}", file=sys.stderr)
+        except (DreamError, OSError) as e:  # a full disk, say: the jobs' own files still say what became of them
+            why = e if isinstance(e, DreamError) else disk_error(e, Path(sweep_dir)) or e
+            print(f"dreamrun: error: the sweep summary could not be written: {why}", file=sys.stderr)
             return exit_status or EXIT_SWEEP_FAILED
         print(report(summary), file=sys.stderr)
         print((Path(sweep_dir) / SUMMARY_FILES["image"]).absolute(), flush=True)

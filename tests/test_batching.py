@@ -18,7 +18,7 @@ from dreamrun.jobs.dream import DreamJob
 from dreamrun.jobs.skeleton import run_job
 from dreamrun.sweeps import batching
 from dreamrun.sweeps.batching import Job, Models, dream_together, group_key
-from tests.helpers.dreams import solo_dream
+from helpers.dreams import solo_dream
 
 BASE = ["model=efficientnet_lite0", "input.size=96", "octaves=2", "device=cpu", "precision=fp32"]
 # what may differ between jobs dreaming together: target, steps, step size, jitter, seed

@@ -14,7 +14,7 @@ from dreamrun.inputs.images import resize_long_side, to_tensor
 from dreamrun.jobs.dream import DreamJob, at_full_size, objective_gain
 from dreamrun.jobs.skeleton import load_input, run_job
 from dreamrun.outputs.images import to_pil
-from tests.helpers.dreams import solo_dream
+from helpers.dreams import solo_dream
 from conftest import TINY
 
 # measured with Lite0's real ReLU6 network: 1.62x on the 128 px sample photo (2 octaves x 10 steps,

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from dreamrun.core.gradient_filters import gaussian_cascade, gradient_filter, laplacian_normalise, luminance_only
 from dreamrun.jobs.skeleton import load_input
-from tests.helpers.dreams import solo_dream
+from helpers.dreams import solo_dream
 from conftest import TINY
 
 

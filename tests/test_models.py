@@ -18,7 +18,7 @@ from dreamrun.jobs.skeleton import load_input
 from dreamrun.nets.build import build_architecture, build_model, load_state_dict_file
 from dreamrun.nets.feature_net import channel_counts, feature_net
 from dreamrun.nets.layers import target_presets
-from tests.helpers.dreams import solo_dream
+from helpers.dreams import solo_dream
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import torch
 from dreamrun.jobs.dream import prepare, run_dream
 from dreamrun.jobs.skeleton import load_input
 from dreamrun.nets.precision import autocast_dtype, cpu_has_fast_bf16
-from tests.helpers.dreams import solo_dream
+from helpers.dreams import solo_dream
 
 from conftest import TINY
 

@@ -122,7 +122,7 @@ def test_a_sweep_job_killed_midway_is_called_died_while_the_others_go_on(tmp_pat
     """The out-of-memory killer takes one job of a sweep (each job in a process of its own): the sweep's
     summary, and dreamrun-summarize after it, call that job died, not completed or missing."""
     sweep_dir = tmp_path / "sweep"
-    sweep = start_cli("-m", "hydra/launcher=local", *TINY, "steps=100", "seed=1,2", f"hydra.sweep.dir={sweep_dir}",
+    sweep = start_cli("-m", "hydra/launcher=local", *TINY, "steps=30", "seed=1,2", f"hydra.sweep.dir={sweep_dir}",
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     job = sweep_dir / "0_seed=1"
     try:
@@ -161,7 +161,7 @@ def test_a_second_sweep_into_a_running_sweeps_dir_is_refused(tmp_path):
         second = run_cli("-m", *TINY, "seed=3,4", f"hydra.sweep.dir={sweep_dir}")
         assert second.returncode == 2
         assert error_lines(second.stderr) == [
-            f"dreamrun: error: {sweep_dir} is in use by a sweep that is still going: wait for it to end, or "
+            f"dreamrun: error: {sweep_dir} is in use by another run that is still going: wait for it to end, or "
             "choose another hydra.sweep.dir"]
     finally:
         first.send_signal(signal.SIGINT)
@@ -169,18 +169,47 @@ def test_a_second_sweep_into_a_running_sweeps_dir_is_refused(tmp_path):
     assert "seed=3" not in (sweep_dir / "multirun.yaml").read_text()
 
 
-def test_a_process_claims_a_dir_once_and_lets_go_of_it(tmp_path):
-    assert claim(tmp_path, overrides=["seed=1"]) is True
+def test_a_dir_is_one_jobs_even_within_one_process(tmp_path):
+    claim(tmp_path, overrides=["seed=1"])
     try:
         assert is_live(tmp_path) and run_status(tmp_path) == RUNNING
-        assert claim(tmp_path) is False  # already this process's: the CLI claims before the job does
+        with pytest.raises(DreamError, match="in use by a run that is still going"):
+            claim(tmp_path / ".." / tmp_path.name)  # another job of this process (a batched sweep's thread)
     finally:
         release(tmp_path)
     assert not is_live(tmp_path) and run_status(tmp_path) == DIED  # released without an outcome: as if killed
     with pytest.raises(DreamError, match="died before it finished"):
         claim(tmp_path)
-    assert claim(tmp_path, overwrite=True)
+    claim(tmp_path, overwrite=True, hand_over=True)  # the CLI's claim, before Hydra writes
+    claim(tmp_path)  # the job takes it over, once
+    with pytest.raises(DreamError, match="in use"):
+        claim(tmp_path)
     release(tmp_path)
+
+
+def test_without_file_locks_the_process_id_tells_a_live_run(tmp_path, monkeypatch):
+    """Some network file systems refuse flock: a run is live while its process is (on this host)."""
+    import errno
+
+    import dreamrun.jobs.claim as claims
+
+    def no_locks(fd, how):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(claims.fcntl, "flock", no_locks)
+    claim(tmp_path)
+    release(tmp_path)
+    assert is_live(tmp_path)  # result.json says running, in this (live) process
+    (tmp_path / "result.json").write_text(json.dumps({**record(tmp_path), "pid": _dead_pid()}))
+    assert not is_live(tmp_path) and run_status(tmp_path) == DIED
+    claim(tmp_path, overwrite=True)
+    release(tmp_path)
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def test_a_run_stopped_while_it_starts_says_interrupted(tmp_path):

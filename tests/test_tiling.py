@@ -9,7 +9,7 @@ from dreamrun.core.tiles import resolve_tile_size
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dreamer import build_dreamer
 from dreamrun.jobs.skeleton import load_input
-from tests.helpers.dreams import solo_dream
+from helpers.dreams import solo_dream
 
 from conftest import TINY
 

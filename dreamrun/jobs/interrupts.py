@@ -97,9 +97,9 @@ def handled() -> Iterator[None]:
 
 @contextmanager
 def deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back while the block runs, and raise the first that came as it ends: for
-    importing torch and the like, whose imports a KeyboardInterrupt in their middle leaves half done (an
-    ImportError later, or the interrupt swallowed and the job run anyway)."""
+    """Where handled() handles SIGINT and SIGTERM, hold them back while the block runs and raise the first
+    that came as it ends: for importing torch and the like, whose imports a KeyboardInterrupt in their
+    middle leaves half done (an ImportError later, or the interrupt swallowed and the job run anyway)."""
     global _received
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -7,7 +7,7 @@
 `paths` names everything in the run dir: role -> path relative to the run dir (so a moved sweep dir
 stays readable), in file-name order. A dream run from the CLI:
 
-    {"hydra": ".hydra/", "dream": "dream.png", "log": "dreamrun.log",
+    {"lock": ".dreamrun.lock", "hydra": ".hydra/", "dream": "dream.png", "log": "dreamrun.log",
      "tensorboard": "events.out.tfevents.1732700000.host.1234.0", "input": "input.png",
      "metrics": "metrics.json", "octave_0": "octave_0.png", "octave_1": "octave_1.png",
      "result": "result.json"}

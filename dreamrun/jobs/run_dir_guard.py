@@ -82,7 +82,7 @@ class RunDirGuard(Callback):
             _make_dir("hydra.run.dir", str(config.hydra.run.dir))
         try:  # before Hydra writes its record there: a run the dir is not for touches nothing in it
             claim(Path(str(config.hydra.run.dir)), overwrite=config.overwrite, resume=config.resume,
-                  overrides=list(config.hydra.overrides.task), key="hydra.run.dir")
+                  overrides=list(config.hydra.overrides.task), key="hydra.run.dir", hand_over=True)
         except DreamError as e:
             refuse(str(e))
 
@@ -97,7 +97,10 @@ class RunDirGuard(Callback):
                 config.hydra.sweep.dir = claimed
                 # each job's config is composed again from these overrides: it must name the same dir
                 overrides.append(f"hydra.sweep.dir={claimed}")
-            hold_sweep_dir(Path(claimed))
+            try:
+                hold_sweep_dir(Path(claimed))
+            except DreamError as e:
+                refuse(str(e))
             return
         sweep_dir = Path(_make_dir("hydra.sweep.dir", str(config.hydra.sweep.dir)))
         try:

@@ -69,12 +69,12 @@ def _disk_error(code: int, path: Path, what: str) -> str:
 
 
 def disk_error(error: OSError, directory: Path) -> Optional[DreamError]:
-    """A write somewhere in directory (TensorBoard's, say) that met a disk error, as one line; None where
-    error is something else."""
+    """A write that met a disk error (TensorBoard's, say), as one line naming the file where the error does,
+    else a file in directory (where the job was writing); None where error is something else."""
     if error.errno not in DISK_ERRORS:
         return None
-    name = Path(error.filename).name if error.filename else "a file"
-    return DreamError(_disk_error(error.errno, Path(directory) / name, f"writing {name}"))
+    path = Path(os.fsdecode(error.filename)) if error.filename else Path(directory) / "a file"
+    return DreamError(_disk_error(error.errno, path, f"writing {path.name}"))
 
 
 def _size(count: float) -> str:

@@ -100,10 +100,14 @@ def launch_local(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     for job, done in zip(jobs, executor.map_array(_run, jobs)):
         try:
             returns.append(done.results()[0])
-        except (submitit.core.utils.UncompletedJobError, submitit.core.utils.FailedJobError):
+        except submitit.core.utils.UncompletedJobError:
             log.warning("job %d ended without returning (its process killed?): its log is %s",
                         job.config.hydra.job.num, done.paths.stderr)
             returns.append(failed_return(job.config, "its process ended without a result"))
+        except submitit.core.utils.FailedJobError as e:  # raised outside the job's own error handling
+            last_line = str(e).strip().splitlines()[-1] if str(e).strip() else "?"
+            log.warning("job %d failed: %s; its log is %s", job.config.hydra.job.num, last_line, done.paths.stderr)
+            returns.append(failed_return(job.config, last_line))
     return returns
 
 

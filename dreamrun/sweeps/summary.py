@@ -23,8 +23,8 @@ from omegaconf import OmegaConf
 from PIL import Image, UnidentifiedImageError
 
 from dreamrun.errors import EXIT_USER_ERROR
-from dreamrun.jobs.claim import DIED, is_live
-from dreamrun.jobs.record import COMPLETED, FAILED, RUNNING, JobRecord, read_record
+from dreamrun.jobs.claim import run_status
+from dreamrun.jobs.record import COMPLETED, FAILED, JobRecord, read_record
 from dreamrun.outputs.contact_sheet import Layout, Tile, contact_sheet
 from dreamrun.outputs.files import save_png, save_text
 
@@ -43,16 +43,13 @@ class Job:
     dir: Optional[Path]  # None: never started
     overrides: dict[str, str]  # key -> value, as typed on the command line
     record: Optional[JobRecord] = None
+    seen: Optional[str] = None  # its status when the summary looked (jobs.claim.run_status): died told apart
 
     @property
     def status(self) -> str:
         if self.dir is None:
             return NOT_RUN
-        if self.record is None:
-            return UNFINISHED
-        if self.record.status == RUNNING and not is_live(self.dir, self.record):
-            return DIED
-        return self.record.status
+        return self.seen or UNFINISHED
 
     @property
     def gain(self) -> Optional[float]:
@@ -115,7 +112,8 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
             overrides = [str(o) for o in _read_yaml(hydra_dir / "overrides.yaml")]
         except Exception:  # a job killed while Hydra wrote these files: nothing to show for it
             continue
-        jobs.append(Job(num, job_dir, parse_overrides(overrides), read_record(job_dir)))
+        seen = run_status(job_dir)  # once: a job still running may end while the summary is made
+        jobs.append(Job(num, job_dir, parse_overrides(overrides), read_record(job_dir), seen))
     return sorted(jobs, key=lambda job: job.num)
 
 
