@@ -3,8 +3,11 @@
     from dreamrun import dream
     dreamed = dream(Image.open("photo.jpg"), target={"Mixed_6e": [12, 45]}, octaves=4)   # at 512 px, as the CLI
     dreamed = dream("photo.jpg", size=None)                                                # at the photo's own size
+    dreamed.info["dreamrun"]["gain"]                     # the metrics come with the image (metrics.json's keys)
 """
 import os
+import re
+import sys
 from typing import Any, Mapping, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -14,11 +17,12 @@ from PIL import Image
 from dreamrun.config.compose import compose_config
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line
 from dreamrun.errors import DreamError
-from dreamrun.inputs.images import load_image, resize_long_side, to_rgb, to_tensor
+from dreamrun.inputs.images import fit_long_side, load_image, to_rgb, to_tensor
 from dreamrun.jobs.dream import prepare, run_dream
 from dreamrun.jobs.skeleton import validate
 from dreamrun.nets.backends import backend_settings
 from dreamrun.outputs.images import to_pil
+from dreamrun.outputs.progress import ProgressBar
 
 
 class _FromConfig:
@@ -39,7 +43,7 @@ CONFIG_KEYS = {"octaves": "octaves", "octave_scale": "octave_scale", "steps": "s
                "max_shift": "jitter.max_shift", "seed": "seed", "device": "device",
                "smoothing": "gradient.smoothing", "laplacian_levels": "gradient.laplacian_levels",
                "luminance_only": "gradient.luminance_only", "guide": "guide.path", "size": "input.size",
-               "weights": "model.weights", "target": "target"}
+               "weights": "model.weights", "target": "target", "upscale": "input.upscale"}
 
 
 def dream(
@@ -60,19 +64,35 @@ def dream(
     smoothing: float = 0.0,
     laplacian_levels: int = 0,
     luminance_only: bool = False,
+    upscale: bool = False,
+    progress: Optional[bool] = None,
 ) -> Image.Image:
     """DeepDream one image and return the dream as a PIL image.
 
     target: layer -> "all" | [channel, ...] | {"channels": ..., "weight": ..., "reduction": ...};
     None takes the model preset's default target. weights: the preset's default unless given (a
-    weights name, a state-dict path, or None for random). size: the long side in px the image is
-    resized to first, up or down; by default the CLI's (input.size, 512 px as shipped), None
-    keeps the image's own size. guide: an image to dream towards (guide.path). smoothing,
+    weights name, a state-dict path, or None for random). size: the long side's maximum in px, a larger
+    image is shrunk to first; by default the CLI's (input.size, 512 px as shipped), None keeps the image's
+    own size. upscale: enlarge a smaller image to size, too. guide: an image to dream towards (guide.path). smoothing,
     laplacian_levels, luminance_only: the gradient options (gradient.*), all off by default.
+    progress: a bar of the steps (True), nothing (False), or by default one wherever a person watches:
+    a notebook (Jupyter) or a terminal.
+
+    Returns the dream; its `info["dreamrun"]` holds the run's metrics, as metrics.json does for the CLI
+    (gain, objective_before/after, seconds, device, precision, per-target activations).
     """
+    try:
+        return _dream(image, target, model, weights, octaves, octave_scale, steps, step_size, max_shift, size,
+                      seed, device, guide, smoothing, laplacian_levels, luminance_only, upscale, progress)
+    except DreamError as e:
+        raise DreamError(in_api_terms(str(e))) from None
+
+
+def _dream(image, target, model, weights, octaves, octave_scale, steps, step_size, max_shift, size, seed, device,
+           guide, smoothing, laplacian_levels, luminance_only, upscale, progress) -> Image.Image:
     settings = {"octaves": octaves, "octave_scale": octave_scale, "steps": steps, "step_size": step_size,
                 "max_shift": max_shift, "seed": seed, "device": device, "smoothing": smoothing,
-                "laplacian_levels": laplacian_levels, "luminance_only": luminance_only,
+                "laplacian_levels": laplacian_levels, "luminance_only": luminance_only, "upscale": upscale,
                 "guide": None if guide is None else str(guide)}
     if size is not _FROM_CONFIG:
         settings["size"] = size
@@ -92,11 +112,32 @@ def dream(
     else:
         raise DreamError(f"image must be a PIL image or a path to one, not a {type(image).__name__}"
                          + CONVERSIONS.get(type(image).__name__, ""))
-    image = to_tensor(resize_long_side(pil, cfg.input.size))
+    image = to_tensor(fit_long_side(pil, cfg.input.size, cfg.input.upscale))
     dreamer = prepare(cfg, *image.shape[-2:])
+    watched = in_notebook() or sys.stderr.isatty()
+    bar = ProgressBar(watched if progress is None else progress, notebook=in_notebook())
     with backend_settings(dreamer.backends):  # as a job's skeleton sets them
-        result = run_dream(cfg, image, dreamer)
-    return to_pil(result.image)
+        try:
+            result = run_dream(cfg, image, dreamer, observers=[bar])
+        finally:
+            bar.close()
+    dreamed = to_pil(result.image)
+    dreamed.info["dreamrun"] = result.metrics
+    return dreamed
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel, where a person watches though stderr is no terminal."""
+    shell = sys.modules.get("IPython") and getattr(sys.modules["IPython"], "get_ipython", lambda: None)()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def in_api_terms(message: str) -> str:
+    """A message of the shared checks with the CLI's keys as dream()'s keywords (model.weights= as weights=)."""
+    for keyword, key in CONFIG_KEYS.items():
+        if keyword != key:
+            message = re.sub(rf"(?<![\w.]){re.escape(key)}(?![\w])", keyword, message)
+    return message
 
 
 def _config(model: str, settings: dict[str, Any]) -> DictConfig:

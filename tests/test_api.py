@@ -44,3 +44,54 @@ def test_a_wrong_argument_is_a_dream_error_naming_it(call, message):
     with pytest.raises(DreamError) as raised:
         dreamrun.dream(arguments.pop("image"), **arguments)
     assert message in str(raised.value), raised.value
+
+
+def test_the_metrics_come_back_with_the_dream():
+    dreamed = dreamrun.dream(Image.new("RGB", (96, 64), (120, 80, 60)), model="efficientnet_lite0", octaves=1,
+                             steps=2, device="cpu", size=None)
+    metrics = dreamed.info["dreamrun"]
+    assert metrics["size"] == [96, 64] and metrics["steps"] == 2 and metrics["device"] == "cpu"
+    assert metrics["gain"] == pytest.approx(metrics["objective_after"] / metrics["objective_before"])
+    assert metrics["gain"] > 1  # the dream raised the objective
+
+
+@pytest.mark.parametrize("progress, shown", [(True, True), (False, False), (None, False)])
+def test_progress_is_a_bar_where_asked_and_where_a_person_watches(capsys, progress, shown):
+    # under pytest stderr is no terminal and no notebook runs: the default shows nothing
+    dreamrun.dream(Image.new("RGB", (64, 64)), model="efficientnet_lite0", octaves=1, steps=2, device="cpu",
+                   size=None, progress=progress)
+    assert ("2/2" in capsys.readouterr().err) is shown
+
+
+def test_a_notebook_gets_a_bar_by_default(capsys, monkeypatch):
+    """In Jupyter stderr is no terminal, yet a person watches the cell."""
+    import dreamrun.api as api
+
+    monkeypatch.setattr(api, "in_notebook", lambda: True)
+    dreamrun.dream(Image.new("RGB", (64, 64)), model="efficientnet_lite0", octaves=1, steps=2, device="cpu",
+                   size=None)
+    assert "2/2" in capsys.readouterr().err
+
+
+def test_messages_use_the_apis_own_words(monkeypatch, tmp_path):
+    """dream(weights=...) is what a notebook user can pass, not the CLI's model.weights=."""
+    from urllib.error import URLError
+
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    with pytest.raises(DreamError) as e:
+        dreamrun.dream(Image.new("RGB", (96, 96)), model="inception_v3", weights="IMAGENET1K_V1", device="cpu", octaves=1)
+    assert "pass weights=/path/to/state_dict.pth" in str(e.value) and "model.weights" not in str(e.value)
+    with pytest.raises(DreamError, match=r"^max_shift must be 0 or more"):
+        dreamrun.dream(Image.new("RGB", (96, 96)), model="efficientnet_lite0", max_shift=-1)
+
+
+def test_a_small_image_keeps_its_size_unless_upscale():
+    small = Image.new("RGB", (120, 80), (120, 80, 60))
+    assert dreamrun.dream(small, size=300, **TINY_DREAM).size == (120, 80)
+    assert dreamrun.dream(small, size=300, upscale=True, **TINY_DREAM).size == (300, 200)

@@ -306,11 +306,11 @@ def test_bad_config_values_are_refused_by_the_cli(tmp_path, case):
     ({"step_size": float("nan")}, "step_size must be a positive number"),
     ({"octave_scale": float("inf")}, "octave_scale must be greater than 1"),
     ({"octaves": 0}, "octaves must be at least 1"),
-    ({"max_shift": -1}, "jitter.max_shift must be 0 or more"),
+    ({"max_shift": -1}, "^max_shift must be 0 or more"),
     ({"target": {}}, "target dictionary is empty"),
     ({"target": {"Mixed_6e": "all"}}, "unknown layer 'Mixed_6e'"),
     ({"target": {"block_12": [2, 2]}}, "has duplicates"),
-    ({"size": 0}, "input.size must be between 1"),
+    ({"size": 0}, "^size must be between 1"),
 ])
 def test_bad_values_are_refused_by_the_api(kwargs, message):
     with pytest.raises(DreamError, match=message):

@@ -232,6 +232,8 @@ def test_the_batched_launcher_leaves_every_run_dir_and_summary_as_basic_does(tmp
         assert np.abs(_pixels(mine / "dream.png") - _pixels(theirs / "dream.png")).max() <= 1
         assert "gain" in (mine / "dreamrun.log").read_text()  # its own log lines, in its own log
         assert (mine / "dreamrun.log").read_text().count("gain") == 1
+        # the jobs end together, their lines mixed on the terminal: each says whose it is
+        assert len([line for line in batched.stderr.splitlines() if f"{name}: gain " in line]) == 1
         for record in ("config.yaml", "overrides.yaml"):  # each job's config as basic composes it
             assert (mine / ".hydra" / record).read_text() == (theirs / ".hydra" / record).read_text()
     for name in ("summary.png", "summary.csv", "summary.md"):

@@ -195,6 +195,18 @@ def test_a_default_run_dir_is_never_one_another_run_has(tmp_path):
     assert all((d / "dream.png").read_bytes() == b"an earlier run's dream" for d in taken)
 
 
+def test_stdout_is_the_one_path_even_when_a_library_prints_there(tmp_path):
+    """A first run downloads its weights, and torch.hub says so: that, and anything else a library
+    prints (from Python or from C), goes to stderr, so `open "$(dreamrun …)"` opens the dream."""
+    run_dir = tmp_path / "run"
+    proc = run_cli(*[o for o in TINY if not o.startswith("model=")], "octaves=1", "model=custom",
+                   "model._target_=tiny_net.build_chatty", "+model.layers={features: '3'}", "+target.features=all",
+                   "model.weights=null", f"hydra.run.dir={run_dir}", env={"PYTHONPATH": str(Path(__file__).parent)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{run_dir / 'dream.png'}\n"
+    assert "Downloading: " in proc.stderr and "1.00M/1.00M" in proc.stderr
+
+
 def test_runs_and_sweeps_print_absolute_paths_however_their_dir_was_given(tmp_path):
     """One form for every printed path: absolute, so it works from any directory."""
     run = run_cli(*TINY, "octaves=1", "steps=1", "hydra.run.dir=rel/run", cwd=tmp_path)
@@ -245,3 +257,17 @@ def test_a_default_run_dir_the_file_system_will_not_have_is_refused_in_one_line(
     proc = run_cli(*TINY, cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert proc.stderr.startswith("dreamrun: error: cannot make hydra.run.dir=outputs/"), proc.stderr
+
+
+@pytest.mark.parametrize("upscale, dreamed, said", [
+    (False, (80, 60), "input: 80x60 px, dreamed at that size (smaller than input.size=96; input.upscale=true"),
+    (True, (96, 72), "input: 80x60 px, dreamed at 96x72 px (input.size=96)")])
+def test_a_small_photo_is_not_enlarged_unless_asked(tmp_path, upscale, dreamed, said):
+    photo = tmp_path / "small.png"
+    Image.new("RGB", (80, 60), (90, 140, 200)).save(photo)
+    proc = run_cli(*TINY, "octaves=1", f"input.path={photo}", f"input.upscale={str(upscale).lower()}",
+                   f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(tmp_path / "run" / "dream.png") as dream:
+        assert dream.size == dreamed
+    assert said in proc.stderr

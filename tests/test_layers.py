@@ -96,3 +96,10 @@ def test_an_unknown_model_is_refused_without_a_traceback():
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["dreamrun-layers: error: model=alexnet: no such preset; choose one of "
                                           "custom, efficientnet_lite0, googlenet, inception_v3, resnet50, vgg16, vgg19"]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`dreamrun-layers | head -1`: the reader is gone before the table is written."""
+    proc = subprocess.run(f"{sys.executable} -m dreamrun.nets.layers model=efficientnet_lite0 | true", shell=True,
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.stderr == ""

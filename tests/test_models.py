@@ -18,6 +18,7 @@ from dreamrun.jobs.skeleton import load_input
 from dreamrun.nets.build import build_architecture, build_model, load_state_dict_file
 from dreamrun.nets.feature_net import channel_counts, feature_net
 from dreamrun.nets.layers import target_presets
+from conftest import run_cli
 from helpers.dreams import solo_dream
 
 
@@ -270,6 +271,7 @@ def test_failed_download_says_where_to_put_the_file(compose_cfg, monkeypatch, tm
     assert "could not download" in message
     assert str(tmp_path / "hub" / "checkpoints" / "inception_v3_google-0cc3c7bd.pth") in message
     assert "model.weights=" in message
+    assert "offline, model=efficientnet_lite0 dreams" in message  # a network that needs no download
 
 
 @pytest.mark.slow
@@ -358,3 +360,16 @@ def test_a_custom_layer_path_the_model_lacks_names_the_modules_it_has(compose_cf
         feature_net(build_model(cfg.model), cfg.model, ["features"])
     assert str(error.value).startswith("model.layers.features=9: Sequential has no module or operation '9'; "
                                        "its top-level modules: 0, 1, 2, 3")
+
+
+def test_a_torchvision_built_for_another_torch_is_one_line(tmp_path):
+    """pip can leave a torchvision whose compiled ops do not match torch: its import fails deep inside."""
+    fake = tmp_path / "torchvision"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
+    proc = run_cli("model=inception_v3", "model.weights=null", "input.size=160", "octaves=1", "steps=1", "device=cpu",
+                   f"hydra.run.dir={tmp_path / 'run'}", env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("dreamrun: error:")]
+    assert "does not work with the installed torch" in line and "operator torchvision::nms" in line
+    assert "model=efficientnet_lite0" in line

@@ -130,6 +130,7 @@ VALUES: dict[str, tuple[list[str], list[str]]] = {
     "input.kind": (["sample", "noise", "image", "video"], ["nope", "3"]),
     "input.path": (["@INPUT@", "null", "@VIDEO@"], ["/no/such/photo.jpg", "@DIR@", "@TEXT@"]),
     "input.size": (["16", "33", "64", "96", "null"], ["0", "-4", "1", "20000", "abc"]),
+    "input.upscale": (["true", "false"], ["maybe", "2"]),
     "log": (["tensorboard", "none"], ["nope"]),
     "log.tensorboard": (["true", "false"], ["maybe"]),
     "log.image_every": (["0", "1", "25"], ["-1", "abc"]),

@@ -15,7 +15,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import run_cli, start_cli
-from helpers.clips import SHIFT, frame_change, input_frames, measure, panning_clip
+from helpers.clips import SHIFT, dream_frames, frame_change, input_frames, measure, panning_clip
 from dreamrun.core.flow import estimate_flow, occlusion, warp
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import resize_long_side, sample_image, to_tensor
@@ -258,6 +258,13 @@ def _tiny(tmp_path):
     return path
 
 
+def _photo(tmp_path):
+    """A JPEG: FFmpeg reads it as a video of one frame, which is not what mode=video is for."""
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (96, 64), (200, 120, 40)).save(path)
+    return path
+
+
 def _unknown_codec(tmp_path, clip):
     """The clip with its codec's tag renamed: FFmpeg reads the container but has no decoder for it."""
     path = tmp_path / "unknown.mp4"
@@ -272,6 +279,7 @@ def _unknown_codec(tmp_path, clip):
     (_audio_only, "holds no video stream"),
     (_no_frames, "holds no video frames"),
     (_tiny, "too small"),
+    (_photo, "is a still image, not a video: dream it without mode=video"),
     ("unknown", "codec FFmpeg cannot decode"),
 ])
 def test_bad_input_is_one_line_and_exit_2(clip, tmp_path, make, phrase):
@@ -327,3 +335,12 @@ def test_where_a_frame_starts_and_what_it_holds_back():
     carried[..., :4] = 1  # the left half carried, the right half came into view
     held = hold_carried(start, dreamed, carried, hold=0.5)
     assert torch.allclose(held[..., :4], start[..., :4] + 0.05) and torch.allclose(held[..., 4:], dreamed[..., 4:])
+
+
+def test_a_small_video_is_dreamed_at_its_own_size_and_says_so(clip, tmp_path):
+    """A 96x64 clip under input.size=128 is not enlarged (2.7x the pixels, a blurred dream) unless asked."""
+    run_dir = tmp_path / "run"
+    proc = run_cli(*VIDEO, "input.size=128", "video.max_frames=2", f"input.path={clip}", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr
+    assert {frame.shape for frame in dream_frames(run_dir)} == {(64, 96, 3)}
+    assert "video frames: 96x64 px, dreamed at that size (smaller than input.size=128" in proc.stderr

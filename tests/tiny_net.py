@@ -19,3 +19,13 @@ class _Poisoned(nn.Module):
 def build_nan(*, width: int = 8) -> nn.Module:
     """A network whose every activation is NaN: the objective is NaN from the first step."""
     return nn.Sequential(*build(width=width), _Poisoned())
+
+
+def build_chatty(*, width: int = 8) -> nn.Module:
+    """A network whose builder talks on stdout, as torch.hub's download does ("Downloading: ..."), from
+    Python and from below it (file descriptor 1)."""
+    import os
+
+    print('Downloading: "https://example.invalid/chatty.pth" to /tmp/chatty.pth', flush=True)
+    os.write(1, b"100%|##########| 1.00M/1.00M\n")
+    return build(width=width)

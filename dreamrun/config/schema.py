@@ -43,7 +43,8 @@ class InputKind(Enum):
 class InputConfig:
     kind: InputKind = InputKind.sample
     path: Optional[str] = None
-    size: Optional[int] = 512  # long side in px (noise: size x size); None keeps the image's size
+    size: Optional[int] = 512  # the long side's maximum in px (noise: size x size); None keeps the image's size
+    upscale: bool = False  # enlarge an image (or video) smaller than size to it, too
 
 
 @dataclass

@@ -60,6 +60,24 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def fit_long_side(image: Image.Image, max_side: Optional[int], upscale: bool = False) -> Image.Image:
+    """image with its long side at most max_side (None: as it is); a smaller one is enlarged to it only
+    with upscale: a dream of a blurred enlargement shows the blur, and costs the pixels it added."""
+    if max_side is None or (max(image.size) < max_side and not upscale):
+        return image
+    return resize_long_side(image, max_side)
+
+
+def size_note(before: tuple[int, int], after: tuple[int, int], max_side: Optional[int], what: str = "input") -> str:
+    """The line that says how the input's size was set: resized, or kept though smaller than input.size."""
+    if before != after:
+        return f"{what}: {before[0]}x{before[1]} px, dreamed at {after[0]}x{after[1]} px (input.size={max_side})"
+    if max_side is not None and max(before) < max_side:
+        return (f"{what}: {before[0]}x{before[1]} px, dreamed at that size (smaller than input.size={max_side}; "
+                "input.upscale=true enlarges it)")
+    return ""
+
+
 def resize_long_side(image: Image.Image, size: Optional[int]) -> Image.Image:
     if size is None or max(image.size) == size:
         return image

@@ -15,7 +15,7 @@ from PIL import Image
 
 from dreamrun.errors import DreamError
 from dreamrun.inputs.files import input_file
-from dreamrun.inputs.images import resize_long_side, to_tensor
+from dreamrun.inputs.images import fit_long_side, to_tensor
 
 NO_PYAV = "mode=video needs PyAV and OpenCV: pip install 'dreamrun[video]'"
 FALLBACK_FPS = Fraction(25)  # a stream that states no frame rate (rare: raw streams)
@@ -52,6 +52,10 @@ def _open(path: Path):
         streams = ", ".join(stream.type for stream in container.streams) or "none"
         container.close()
         raise DreamError(f"{path} holds no video stream (streams: {streams})")
+    if container.format.name.endswith("_pipe") or container.format.name == "image2":  # FFmpeg's still images
+        container.close()
+        raise DreamError(f"{path} is a still image, not a video: dream it without mode=video "
+                         "(input.path alone), or zoom into it with mode=zoom")
     if container.streams.video[0].codec_context is None:  # FFmpeg knows no decoder for its codec
         container.close()
         raise DreamError(f"{path}'s video is in a codec FFmpeg cannot decode: convert it, e.g. "
@@ -78,10 +82,10 @@ def probe(path: str | Path) -> VideoInfo:
                          stream.codec_context.name)
 
 
-def read_frames(path: str | Path, *, size: Optional[int], every: int = 1,
-                max_frames: Optional[int] = None) -> Iterator[torch.Tensor]:
-    """The video's frames as (1, 3, H, W) in [0, 1] on the CPU, long side `size` (None: as they are):
-    every `every`-th frame, at most max_frames of them."""
+def read_frames(path: str | Path, *, size: Optional[int], every: int = 1, max_frames: Optional[int] = None,
+                upscale: bool = False) -> Iterator[torch.Tensor]:
+    """The video's frames as (1, 3, H, W) in [0, 1] on the CPU, their long side at most `size` (None: as
+    they are; upscale: enlarged to it too): every `every`-th frame, at most max_frames of them."""
     import av
 
     path = input_file(path, "video file")
@@ -97,7 +101,7 @@ def read_frames(path: str | Path, *, size: Optional[int], every: int = 1,
                 if index % every:
                     continue
                 taken += 1
-                yield to_tensor(resize_long_side(upright(frame), size))
+                yield to_tensor(fit_long_side(upright(frame), size, upscale))
         except av.error.FFmpegError as e:
             raise DreamError(f"cannot decode {path} ({stream.codec_context.name}) after {taken} frames: "
                              f"{av_error_reason(e)}") from None

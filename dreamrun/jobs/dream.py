@@ -18,7 +18,7 @@ from dreamrun.config.schema import DreamConfig
 from dreamrun.core import engine
 from dreamrun.core.observers import LastStep, Observer
 from dreamrun.core.octaves import check_octaves, resize
-from dreamrun.jobs.dreamer import Dreamer, ascent, build_dreamer, describe
+from dreamrun.jobs.dreamer import Dreamer, ascent, build_dreamer, compile_target, describe
 from dreamrun.jobs.skeleton import JobKind, JobResult
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil
@@ -37,10 +37,11 @@ class DreamResult:
 
 
 def prepare(cfg: DreamConfig, height: int, width: int) -> Dreamer:
-    """The dreamer for an image of this size, once cfg is validated (skeleton.validate): the octaves
-    checked against the size, then the target compiled and the network built (build_dreamer)."""
+    """The dreamer for an image of this size, once cfg is validated (skeleton.validate): the target
+    compiled, the octaves checked against the size, then the network built (build_dreamer)."""
+    objective = compile_target(cfg)
     check_octaves(height, width, cfg.octaves, cfg.octave_scale, cfg.model.min_size)
-    return build_dreamer(cfg, long_side=max(height, width))
+    return build_dreamer(cfg, objective, long_side=max(height, width))
 
 
 def objective_gain(before: float, after: float) -> Optional[float]:
@@ -97,6 +98,7 @@ class DreamJob(JobKind):
     """The whole dream in a run dir: input.png, octave_<i>.png, dream.png, metrics.json, a TensorBoard run."""
 
     board: Optional[TensorBoardLogger] = None
+    label = ""  # before the job's lines, where they mix with other jobs' (dreaming together)
 
     def build(self, image: torch.Tensor) -> Dreamer:
         return self.dreamer(image)
@@ -136,7 +138,7 @@ class DreamJob(JobKind):
                                  {name: result.metrics[name] for name in ("gain", "seconds")
                                   if result.metrics[name] is not None})
         gain = result.metrics["gain"]
-        log.info("%s in %.1f s on %s (%s)", "gain n/a" if gain is None else f"gain {gain:.3g}x",
+        log.info("%s%s in %.1f s on %s (%s)", self.label, "gain n/a" if gain is None else f"gain {gain:.3g}x",
                  result.metrics["seconds"], result.metrics["device"],
                  ", ".join(f"{n}: {t['before']:.3g} -> {t['after']:.3g}"
                            for n, t in result.metrics["targets"].items()))

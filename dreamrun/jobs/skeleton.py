@@ -25,7 +25,7 @@ from dreamrun.config.schema import DreamConfig, InputKind, Mode
 from dreamrun.core.engine import NonFiniteError
 from dreamrun.core.observers import LastStep, Observer
 from dreamrun.errors import DreamError
-from dreamrun.inputs.images import load_image, noise, resize_long_side, sample_image, to_tensor
+from dreamrun.inputs.images import fit_long_side, load_image, noise, sample_image, size_note, to_tensor
 from dreamrun.jobs import interrupts
 from dreamrun.jobs.claim import claim, release
 from dreamrun.jobs.dreamer import Dreamer
@@ -54,13 +54,15 @@ class JobKind:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.progress = progress  # progress bars: None draws them when stderr is a terminal
+        self.input_note = ""  # how the input's size was set (resized, or kept though small): said once it dreams
 
     def validate(self) -> None:
         """Refuse what this kind cannot do, beyond the checks every job makes."""
 
     def load_input(self) -> torch.Tensor:
-        """The image to start from, (1, 3, H, W) in [0, 1] on the CPU."""
-        return load_input(self.cfg, torch.Generator().manual_seed(self.cfg.seed))
+        """The image to start from, (1, 3, H, W) in [0, 1] on the CPU; input_note says how its size was set."""
+        image, self.input_note = _input_image(self.cfg, torch.Generator().manual_seed(self.cfg.seed))
+        return image
 
     def build(self, image: torch.Tensor) -> Dreamer:
         raise NotImplementedError
@@ -122,6 +124,8 @@ def _live(job: JobKind) -> JobResult:
     job.validate()
     image = job.load_input()
     dreamer = job.build(image)
+    if job.input_note:  # here, not as the input loads: a run refused before it dreams says one line only
+        log.info(job.input_note)
     last = LastStep()
     with ExitStack() as stack:
         writer = None
@@ -188,18 +192,24 @@ def validate(cfg: DreamConfig) -> None:
 def load_input(cfg: DreamConfig, generator: torch.Generator) -> torch.Tensor:
     """The input image as (1, 3, H, W) in [0, 1] on the CPU. A path means that image, with or without
     input=image: only input=noise, which makes its own, refuses one."""
+    return _input_image(cfg, generator)[0]
+
+
+def _input_image(cfg: DreamConfig, generator: torch.Generator) -> tuple[torch.Tensor, str]:
+    """load_input's image, and the line that says how its size was set (empty for noise)."""
     if cfg.input.kind == InputKind.noise:
         if cfg.input.path:
             raise DreamError(f"input=noise makes its own image, so input.path={cfg.input.path} would be "
                              "ignored: drop input.path, or dream on it with input=image")
-        return noise(cfg.input.size, generator)
+        return noise(cfg.input.size, generator), ""
     if cfg.input.path:
         image = load_image(cfg.input.path)
     elif cfg.input.kind == InputKind.image:
         raise DreamError("input=image needs input.path=/path/to/image")
     else:
         image = sample_image()
-    return to_tensor(resize_long_side(image, cfg.input.size))
+    fitted = fit_long_side(image, cfg.input.size, cfg.input.upscale)
+    return to_tensor(fitted), size_note(image.size, fitted.size, cfg.input.size)
 
 
 def _out_of_memory(error: Exception) -> bool:

@@ -25,6 +25,7 @@ from dreamrun.config.schema import DreamConfig, InputKind
 from dreamrun.core.octaves import check_octaves
 from dreamrun.core.video import video_dream
 from dreamrun.errors import DreamError
+from dreamrun.inputs.images import size_note
 from dreamrun.inputs.video import VideoInfo, frames_expected, probe, read_frames, require_video_libraries
 from dreamrun.jobs.dreamer import ascent, build_dreamer, describe
 from dreamrun.jobs.frame_files import FramesJob
@@ -77,6 +78,10 @@ class VideoJob(FramesJob):
         self.info = probe(cfg.input.path)
         image = next(self.decode())
         height, width = image.shape[-2:]
+        stored = (self.info.width, self.info.height)
+        if (stored[0] > stored[1]) != (width > height):  # a portrait video stored sideways, turned upright
+            stored = stored[::-1]
+        self.input_note = size_note(stored, (width, height), cfg.input.size, what="video frames")
         for key, octaves in (("octaves", cfg.octaves), ("video.octaves", cfg.video.octaves)):
             check_octaves(height, width, octaves, cfg.octave_scale, cfg.model.min_size,
                           what="the video's frames are too small:", key=key)
@@ -88,7 +93,7 @@ class VideoJob(FramesJob):
     def decode(self) -> Iterator[torch.Tensor]:
         cfg = self.cfg
         return read_frames(cfg.input.path, size=cfg.input.size, every=cfg.video.every,
-                           max_frames=cfg.video.max_frames)
+                           max_frames=cfg.video.max_frames, upscale=cfg.input.upscale)
 
     def build(self, image):
         return build_dreamer(self.cfg)

@@ -113,8 +113,7 @@ def _call_builder(cfg: ModelConfig, weights: Optional[str]) -> nn.Module:
                          "or model._target_ (the import path of your own builder)")
     if cfg.arch in BUILDERS:
         return BUILDERS[cfg.arch](weights=weights, **kwargs)
-    import torchvision  # here, not above: it imports torch's compiler stack, which other networks need not wait for
-
+    torchvision = import_torchvision()  # here: it imports torch's compiler stack, which other networks need not wait for
     if cfg.arch not in torchvision.models.list_models():
         raise DreamError(f"unknown model.arch '{cfg.arch}': not a dreamrun or torchvision model")
     if weights is None:
@@ -132,8 +131,29 @@ def _call_builder(cfg: ModelConfig, weights: Optional[str]) -> nn.Module:
         cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(resolved.url).name
         raise DreamError(
             f"could not download {resolved} ({getattr(e, 'reason', e)}). Download {resolved.url} "
-            f"yourself and put it at {cache}, or pass model.weights=/path/to/state_dict.pth"
+            f"yourself and put it at {cache}, or pass model.weights=/path/to/state_dict.pth; offline, "
+            "model=efficientnet_lite0 dreams with the ImageNet weights that come with dreamrun"
         ) from None
+
+
+def import_torchvision() -> Any:
+    """torchvision, or a DreamError naming the torch it needs where the installed pair does not match (a
+    torchvision built for another torch fails at import: `operator torchvision::nms does not exist`)."""
+    try:
+        import torchvision
+    except (ImportError, RuntimeError, AttributeError, OSError) as e:
+        from importlib import metadata
+
+        try:
+            wants = [r for r in metadata.requires("torchvision") or [] if re.match(r"torch\s*[(<>=!~]", r)]
+            built = f"torchvision {metadata.version('torchvision')} (which needs {', '.join(wants) or 'another torch'})"
+        except metadata.PackageNotFoundError:
+            built = "torchvision"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DreamError(f"{built} does not work with the installed torch {torch.__version__}: {first}. Install a "
+                         "matching pair (https://pytorch.org/get-started/locally/), or use a network that needs no "
+                         "torchvision: model=efficientnet_lite0") from None
+    return torchvision
 
 
 def _custom_model(target: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -169,7 +189,7 @@ class ImageNetClasses(Sequence):
 
     @cached_property
     def _names(self) -> list[str]:
-        import torchvision
+        torchvision = import_torchvision()
 
         # every torchvision ImageNet-1k classifier (and EfficientNet-Lite0) shares these names in this
         # order; reading them from the weights' meta downloads nothing

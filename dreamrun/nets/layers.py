@@ -9,6 +9,7 @@ built with random weights.
     python -m dreamrun.nets.layers model=custom model._target_=mypkg.nets.build '+model.layers={head: head}'
 """
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -170,7 +171,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         return
     try:
         cfg = compose_config(*overrides)
-        print(render(cfg.model, cfg.target))
+        print(render(cfg.model, cfg.target), flush=True)
+    except BrokenPipeError:  # `dreamrun-layers | head -1`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        sys.exit(1)
     except CONFIG_ERRORS as e:
         _refuse(one_line(e))
     except OmegaConfBaseException as e:

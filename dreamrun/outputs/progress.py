@@ -28,9 +28,10 @@ class ProgressBar(Observer):
     """octave i/N, step, loss and it/s on stderr. enabled: True a bar, False nothing, None a bar on a
     terminal and a line at every octave's end elsewhere."""
 
-    def __init__(self, enabled: Optional[bool] = None):
+    def __init__(self, enabled: Optional[bool] = None, notebook: bool = False):
         self.lines = _lines(enabled)
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.notebook = notebook  # a Jupyter widget where ipywidgets is there (tqdm.auto), else text
         self.bar: Optional[tqdm] = None
         self.sizes: list[tuple[int, int]] = []
         self.steps = 0
@@ -40,8 +41,12 @@ class ProgressBar(Observer):
     def on_dream_start(self, *, sizes, steps):
         self.sizes, self.steps = sizes, steps
         self.clock = time.perf_counter()
-        self.bar = tqdm(total=len(sizes) * steps, unit="step", disable=not self.enabled,
-                        file=sys.stderr, dynamic_ncols=True)
+        if self.notebook:
+            from tqdm.auto import tqdm as bar
+        else:
+            bar = tqdm
+        self.bar = bar(total=len(sizes) * steps, unit="step", disable=not self.enabled, file=sys.stderr,
+                       dynamic_ncols=True)
 
     def on_step(self, *, octave, step, global_step, values, image, shift):
         if self.lines:

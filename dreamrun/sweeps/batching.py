@@ -234,6 +234,7 @@ class TogetherDreamJob(DreamJob):
     def __init__(self, cfg: DreamConfig, run_dir: Path, *, member: Member):
         super().__init__(cfg, run_dir, progress=False)
         self.member = member
+        self.label = f"{self.run_dir.name}: "  # its group's jobs end together: say which line is whose
 
     def dreamer(self, image: torch.Tensor) -> Dreamer:
         member = self.member
