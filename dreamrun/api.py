@@ -136,7 +136,7 @@ def in_api_terms(message: str) -> str:
     """A message of the shared checks with the CLI's keys as dream()'s keywords (model.weights= as weights=)."""
     for keyword, key in CONFIG_KEYS.items():
         if keyword != key:
-            message = re.sub(rf"(?<![\w.]){re.escape(key)}(?![\w])", keyword, message)
+            message = re.sub(rf"(?<![\w./-]){re.escape(key)}(?=[=\s,:;)]|$)", keyword, message)
     return message
 
 

@@ -7,8 +7,7 @@ import atexit
 import logging
 import os
 import sys
-import threading
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -25,6 +24,7 @@ from dreamrun.jobs import interrupts
 from dreamrun.jobs.claim import settle_claims
 from dreamrun.jobs.record import FAILED, INTERRUPTED
 from dreamrun.outputs.files import disk_error
+from dreamrun.outputs.stdout import stdout_to_stderr
 from dreamrun.sweeps import launch as sweeps
 
 log = logging.getLogger("dreamrun")
@@ -73,42 +73,6 @@ def _run_job(cfg: DreamConfig) -> None:
         raise JobFailed(f"{type(e).__name__}: {e}") from None
     # stdout holds the one path a command made: a run's dream (a zoom's animation), or a sweep's summary
     print(result.output.absolute(), file=sys.stderr if in_sweep else sys.stdout, flush=True)
-
-
-_stdout = threading.Lock()
-_stdout_users = 0  # jobs running with stdout sent to stderr (the batched launcher's run in threads)
-_saved_stdout = -1
-
-
-@contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """While a job runs, whatever writes to stdout goes to stderr: torch.hub's "Downloading …", a library's
-    print, C code writing to file descriptor 1. stdout holds the one path the command made, so
-    `open "$(dreamrun)"` works on a first run too."""
-    global _stdout_users, _saved_stdout
-    try:
-        sys.stdout.flush()
-        own_fd = sys.stdout.fileno() == 1
-    except (AttributeError, OSError, ValueError):  # not a real file (the CLI run in a test's capture)
-        own_fd = False
-    if not own_fd:
-        with redirect_stdout(sys.stderr):
-            yield
-        return
-    with _stdout:
-        if _stdout_users == 0:
-            _saved_stdout = os.dup(1)
-            os.dup2(2, 1)
-        _stdout_users += 1
-    try:
-        yield
-    finally:
-        with _stdout:
-            _stdout_users -= 1
-            if _stdout_users == 0:
-                sys.stdout.flush()
-                os.dup2(_saved_stdout, 1)
-                os.close(_saved_stdout)
 
 
 # Hydra's flags that take the next word as their value (--info takes one only if it names a topic)

@@ -95,3 +95,10 @@ def test_a_small_image_keeps_its_size_unless_upscale():
     small = Image.new("RGB", (120, 80), (120, 80, 60))
     assert dreamrun.dream(small, size=300, **TINY_DREAM).size == (120, 80)
     assert dreamrun.dream(small, size=300, upscale=True, **TINY_DREAM).size == (300, 200)
+
+
+def test_the_apis_words_leave_a_users_paths_alone():
+    from dreamrun.api import in_api_terms
+
+    said = "cannot read guide.path /data/guide.path.png; pass model.weights=/w/model.weights.pth"
+    assert in_api_terms(said) == "cannot read guide /data/guide.path.png; pass weights=/w/model.weights.pth"

@@ -199,12 +199,19 @@ def test_stdout_is_the_one_path_even_when_a_library_prints_there(tmp_path):
     """A first run downloads its weights, and torch.hub says so: that, and anything else a library
     prints (from Python or from C), goes to stderr, so `open "$(dreamrun …)"` opens the dream."""
     run_dir = tmp_path / "run"
-    proc = run_cli(*[o for o in TINY if not o.startswith("model=")], "octaves=1", "model=custom",
-                   "model._target_=tiny_net.build_chatty", "+model.layers={features: '3'}", "+target.features=all",
-                   "model.weights=null", f"hydra.run.dir={run_dir}", env={"PYTHONPATH": str(Path(__file__).parent)})
+    chatty = [*[o for o in TINY if not o.startswith("model=")], "octaves=1", "model=custom",
+              "model._target_=tiny_net.build_chatty", "+model.layers={features: '3'}", "+target.features=all",
+              "model.weights=null"]
+    proc = run_cli(*chatty, f"hydra.run.dir={run_dir}", env={"PYTHONPATH": str(Path(__file__).parent)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{run_dir / 'dream.png'}\n"
     assert "Downloading: " in proc.stderr and "1.00M/1.00M" in proc.stderr
+    # a batched sweep builds its group's network outside any one job
+    sweep = run_cli("-m", "hydra/launcher=batched", *chatty, "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                    env={"PYTHONPATH": str(Path(__file__).parent)})
+    assert sweep.returncode == 0, sweep.stderr
+    assert sweep.stdout == f"{tmp_path / 'sweep' / 'summary.png'}\n"
+    assert "Downloading: " in sweep.stderr
 
 
 def test_runs_and_sweeps_print_absolute_paths_however_their_dir_was_given(tmp_path):

@@ -37,3 +37,13 @@ def test_downscaling_is_antialiased():
     stripes[..., ::2] = 1.0  # one-pixel stripes alias to a solid colour without a low-pass filter
     small = resize(stripes, (16, 16))
     assert torch.allclose(small, torch.full_like(small, 0.5), atol=0.05)
+
+
+def test_a_photo_kept_smaller_than_input_size_is_told_how_to_enlarge_it():
+    """input.size no longer enlarges: a 300x200 photo has room for 3 octaves of a 75 px network."""
+    with pytest.raises(DreamError, match=r"largest count that fits is octaves=3, or use input.upscale=true"):
+        check_octaves(200, 300, 4, 1.4, 75, max_side=512, upscale=False)
+    with pytest.raises(DreamError, match=r"fits is octaves=3$"):  # as large as asked: nothing to enlarge
+        check_octaves(200, 300, 4, 1.4, 75, max_side=300, upscale=False)
+    with pytest.raises(DreamError, match="use input.upscale=true"):
+        check_octaves(40, 60, 1, 1.4, 75, max_side=512, upscale=False)

@@ -1,5 +1,6 @@
 """The Gaussian pyramid of octaves: sizes, smallest first, and antialiased resizing between them."""
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -23,20 +24,23 @@ def max_octaves(height: int, width: int, scale: float, min_size: int) -> int:
 
 
 def check_octaves(height: int, width: int, octaves: int, scale: float, min_size: int, *,
-                  what: str = "the image is", key: str = "octaves") -> None:
-    """Refuse an image too small for the network, or too many octaves for it (named by key)."""
+                  what: str = "the image is", key: str = "octaves", max_side: Optional[int] = None,
+                  upscale: bool = True) -> None:
+    """Refuse an image too small for the network, or too many octaves for it (named by key). max_side,
+    upscale: input.size and input.upscale, for the advice to an image kept smaller than input.size."""
+    kept_small = not upscale and max_side is not None and max(height, width) < max_side
+    enlarge = f"input.upscale=true (it dreams enlarged to input.size={max_side})" if kept_small else \
+        "a larger input.size"
     fits = max_octaves(height, width, scale, min_size)
     if fits == 0:
-        raise DreamError(
-            f"{what} {width}x{height} px but the network needs at least {min_size} px a side: "
-            f"use a larger input.size"
-        )
+        raise DreamError(f"{what} {width}x{height} px but the network needs at least {min_size} px a side: "
+                         f"use {enlarge}")
     smallest = min(octave_sizes(height, width, octaves, scale)[0])
     if smallest < min_size:
         raise DreamError(
             f"{key}={octaves} is too many for a {width}x{height} image at octave_scale={scale}: "
             f"the smallest octave would be {smallest} px, below the network's {min_size} px. "
-            f"The largest count that fits is {key}={fits}"
+            f"The largest count that fits is {key}={fits}" + (f", or use {enlarge}" if kept_small else "")
         )
 
 

@@ -40,7 +40,8 @@ def prepare(cfg: DreamConfig, height: int, width: int) -> Dreamer:
     """The dreamer for an image of this size, once cfg is validated (skeleton.validate): the target
     compiled, the octaves checked against the size, then the network built (build_dreamer)."""
     objective = compile_target(cfg)
-    check_octaves(height, width, cfg.octaves, cfg.octave_scale, cfg.model.min_size)
+    check_octaves(height, width, cfg.octaves, cfg.octave_scale, cfg.model.min_size, max_side=cfg.input.size,
+                  upscale=cfg.input.upscale)
     return build_dreamer(cfg, objective, long_side=max(height, width))
 
 
@@ -106,7 +107,8 @@ class DreamJob(JobKind):
     def load_input(self) -> torch.Tensor:
         cfg = self.cfg
         image = super().load_input()
-        check_octaves(*image.shape[-2:], cfg.octaves, cfg.octave_scale, cfg.model.min_size)
+        check_octaves(*image.shape[-2:], cfg.octaves, cfg.octave_scale, cfg.model.min_size, max_side=cfg.input.size,
+                      upscale=cfg.input.upscale)
         return image
 
     def dreamer(self, image: torch.Tensor) -> Dreamer:

@@ -84,7 +84,8 @@ class VideoJob(FramesJob):
         self.input_note = size_note(stored, (width, height), cfg.input.size, what="video frames")
         for key, octaves in (("octaves", cfg.octaves), ("video.octaves", cfg.video.octaves)):
             check_octaves(height, width, octaves, cfg.octave_scale, cfg.model.min_size,
-                          what="the video's frames are too small:", key=key)
+                          what="the video's frames are too small:", key=key, max_side=cfg.input.size,
+                          upscale=cfg.input.upscale)
         self.resumed_image = self.resume()
         if self.resumed_image is None:
             save_png(to_pil(image), self.run_dir / OUTPUT_FILES["input"])

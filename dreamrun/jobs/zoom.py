@@ -88,7 +88,8 @@ class ZoomJob(FramesJob):
     def load_input(self):
         cfg = self.cfg
         image = super().load_input()
-        check_octaves(*image.shape[-2:], cfg.zoom.octaves, cfg.octave_scale, cfg.model.min_size)
+        check_octaves(*image.shape[-2:], cfg.zoom.octaves, cfg.octave_scale, cfg.model.min_size,
+                      max_side=cfg.input.size, upscale=cfg.input.upscale)
         resumed = self.resume()
         if resumed is not None:
             return resumed

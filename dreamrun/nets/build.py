@@ -141,6 +141,11 @@ def import_torchvision() -> Any:
     torchvision built for another torch fails at import: `operator torchvision::nms does not exist`)."""
     try:
         import torchvision
+    except ModuleNotFoundError as e:
+        if e.name != "torchvision":
+            raise
+        raise DreamError("torchvision is not installed: pip install torchvision (the build for your torch), or use "
+                         "a network that needs none: model=efficientnet_lite0") from None
     except (ImportError, RuntimeError, AttributeError, OSError) as e:
         from importlib import metadata
 

@@ -35,6 +35,7 @@ from dreamrun.jobs.skeleton import JobKind, JobResult, load_input, run_job
 from dreamrun.nets.backends import backend_settings
 from dreamrun.nets.build import build_model
 from dreamrun.nets.feature_net import FeatureNet, feature_net
+from dreamrun.outputs.stdout import stdout_to_stderr
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +281,7 @@ def dream_together(jobs: Sequence[Job], exact: bool = True, models: Optional[Mod
         settings = backend_settings_for(first, resolve_device(first.device), deterministic=exact)
     except DreamError:  # a device that is not here: each job says so alone
         settings = None
-    with backend_settings(settings):
+    with backend_settings(settings), stdout_to_stderr():  # the group's network downloads here, not in a job
         _dream_group([job for job, _ in joining], layers, exact, models or Models(), run)
 
 
