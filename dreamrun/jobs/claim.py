@@ -142,17 +142,7 @@ def claim(run_dir: Path, *, overwrite: bool = False, resume: bool = False, overr
 
 def _claim(run_dir: Path, overwrite: bool, resume: bool, overrides: Sequence[str], key: str, hand_over: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    fd: Optional[int] = None
-    for attempt in range(CLAIM_TRIES):
-        try:
-            fd = _lock(run_dir / LOCK_FILE, fcntl.LOCK_EX)
-        except OSError as e:
-            if e.errno not in NO_LOCKS:
-                raise
-            fd = None if is_live(run_dir) else -1  # no locks here: the record's process id tells a live run
-        if fd is not None:
-            break
-        time.sleep(0.02 * (attempt + 1))
+    fd = _exclusive(run_dir)
     if fd is None:
         raise DreamError(_in_use(run_dir, key))
     try:
@@ -169,6 +159,23 @@ def _claim(run_dir: Path, overwrite: bool, resume: bool, overrides: Sequence[str
     _held[_key(run_dir)] = _Hold(fd, handed_over=hand_over)
 
 
+def _exclusive(directory: Path) -> Optional[int]:
+    """A descriptor holding directory's lock alone; -1 where the file system has no locks and no live process
+    holds it by its record; None where a live process holds it. Other OSErrors are raised."""
+    fd: Optional[int] = None
+    for attempt in range(CLAIM_TRIES):
+        try:
+            fd = _lock(directory / LOCK_FILE, fcntl.LOCK_EX)
+        except OSError as e:
+            if e.errno not in NO_LOCKS:
+                raise
+            fd = None if is_live(directory) else -1  # no locks here: the record's process id tells a live run
+        if fd is not None:
+            return fd
+        time.sleep(0.02 * (attempt + 1))
+    return None
+
+
 def _in_use(run_dir: Path, key: str) -> str:
     return (f"{run_dir} is in use by a run that is still going ({describe_holder(read_record(run_dir))}): "
             f"wait for it to end, or choose another {key}")
@@ -180,11 +187,9 @@ def hold_sweep_dir(sweep_dir: Path) -> None:
     if _key(sweep_dir) in _held:
         return
     try:
-        fd = _lock(Path(sweep_dir) / LOCK_FILE, fcntl.LOCK_EX)
+        fd = _exclusive(Path(sweep_dir))
     except OSError as e:
-        if e.errno not in NO_LOCKS:
-            raise DreamError(f"cannot claim {sweep_dir}: {e.strerror or e}: choose another hydra.sweep.dir") from None
-        return  # no locks here: its jobs' own claims still tell live runs
+        raise DreamError(f"cannot claim {sweep_dir}: {e.strerror or e}: choose another hydra.sweep.dir") from None
     if fd is None:
         raise DreamError(f"{sweep_dir} is in use by another run that is still going: wait for it to end, or "
                          "choose another hydra.sweep.dir")
