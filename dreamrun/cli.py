@@ -1,5 +1,6 @@
 """The command line: a Hydra app around the job skeleton (dreamrun.jobs.skeleton).
 
+    dreamrun photo.jpg target=mixed_6 octaves=4
     python -m dreamrun target=mixed_6 octaves=4
     python -m dreamrun -m target=mixed_5b,mixed_6 octaves=2,4
 """
@@ -16,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from dreamrun.config.compose import config_dir, register
+from dreamrun.config.file_argument import file_argument
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line, raised_by_hydra
 from dreamrun.config.schema import DreamConfig
 from dreamrun.errors import (EXIT_INTERRUPTED, EXIT_SWEEP_FAILED, EXIT_TERMINATED, EXIT_USER_ERROR, DreamError,
@@ -84,6 +86,12 @@ _INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "search
 def flags_first(argv: list[str]) -> list[str]:
     """argv with Hydra's flags before the overrides: Hydra's parser takes overrides in one run, so
     `python -m dreamrun target=mixed_6 -m octaves=2,4` would be refused as unrecognized arguments."""
+    flags, overrides = split_flags(argv)
+    return flags + overrides
+
+
+def split_flags(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Hydra's flags (with their values) and the overrides, each in the order given."""
     flags, overrides = [], []
     words = iter(argv)
     for word in words:
@@ -98,11 +106,17 @@ def flags_first(argv: list[str]) -> list[str]:
                 flags.append(value)
             elif value is not None:
                 overrides.append(value)
-    return flags + overrides
+    return flags, overrides
 
 
 def main() -> None:
-    sys.argv[1:] = flags_first(sys.argv[1:])
+    flags, overrides = split_flags(sys.argv[1:])
+    try:
+        overrides = file_argument(overrides)  # dreamrun PATH [overrides]
+    except DreamError as e:
+        print(f"dreamrun: error: {e}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    sys.argv[1:] = flags + overrides
     quiet_logging_errors()
     exit_status = EXIT_SWEEP_FAILED  # a bug's traceback; Python exits 1 after it anyway
     try:

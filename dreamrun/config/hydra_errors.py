@@ -4,14 +4,17 @@ choose from, the plugin a launcher needs.
     octave=3                  ->  unknown key 'octave': did you mean 'octaves'?
     model=vgg                 ->  model=vgg: no such preset; choose one of custom, efficientnet_lite0, ...
     hydra/launcher=parallel   ->  hydra/launcher=parallel needs its Hydra plugin: pip install 'dreamrun[launchers]'
+    input.path=a (1).jpg      ->  cannot read the override ...: quote the value for Hydra, "input.path='a (1).jpg'"
 """
 import difflib
+import shlex
 from typing import Any, Iterator
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+from dreamrun.config.file_argument import hydra_quoted
 from dreamrun.config.schema import DreamConfig
 
 CONFIG_ERRORS = (ConfigCompositionException, OverrideParseException)  # MissingConfigException is one of the first
@@ -41,15 +44,30 @@ def one_line(error: Exception) -> str:
     if isinstance(error, MissingConfigException):
         return _missing_config(error)
     if isinstance(error, OverrideParseException):
-        reason = error.message.splitlines()[0]
-        return (f"cannot read the override '{error.override}' ({reason}): quote lists and dicts for the shell, "
-                "e.g. 'target.Mixed_6c=[12,45]'")
+        return _unreadable_override(error.override, error.message.splitlines()[0])
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
         return unknown_key(cause.full_key)
     if isinstance(cause, ValidationError):
         override = str(error).removeprefix("Error merging override ").strip()
         return f"{override}: {str(cause).splitlines()[0]}"
     return str(error).splitlines()[0]
+
+
+def _unreadable_override(override: str, reason: str) -> str:
+    """Hydra's grammar refused an override: the quoting that works. A value that is no list or dict is
+    most often a file name (`input.path=photo (1).jpg`): quoted for Hydra inside quotes for the shell."""
+    key, equals, value = override.partition("=")
+    if not equals or value.lstrip().startswith(("[", "{")):
+        return (f"cannot read the override '{override}' ({reason}): quote lists and dicts for the shell, "
+                "e.g. 'target.Mixed_6c=[12,45]'")
+    works = _for_the_shell(f"{key}={hydra_quoted(value)}")
+    hint = f"; or name the file first: dreamrun {shlex.quote(value)}" if key.lstrip("+") == "input.path" else ""
+    return f"cannot read the override '{override}' ({reason}): quote the value for Hydra, {works}{hint}"
+
+
+def _for_the_shell(word: str) -> str:
+    """word quoted for a POSIX shell, in double quotes where they need no escapes (it reads best)."""
+    return f'"{word}"' if not set(word) & set('"$`\\!') else shlex.quote(word)
 
 
 def unknown_key(key: str) -> str:
