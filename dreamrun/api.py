@@ -146,7 +146,7 @@ def _config(model: str, settings: dict[str, Any]) -> DictConfig:
     try:
         cfg = compose_config(f"model={model}")
     except CONFIG_ERRORS as e:
-        raise DreamError(one_line(e)) from None
+        raise DreamError(one_line(e, [f"model={model}"])) from None
     for keyword, value in settings.items():
         try:
             if keyword == "target":

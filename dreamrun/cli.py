@@ -172,12 +172,12 @@ def _launch() -> int:
         with _config_errors_raised():
             app()
     except CONFIG_ERRORS as e:
-        print(f"dreamrun: error: {one_line(e)}", file=sys.stderr)
+        print(f"dreamrun: error: {one_line(e, sys.argv[1:])}", file=sys.stderr)
         return EXIT_USER_ERROR
     except ValueError as e:
         if not raised_by_hydra(e):
             raise
-        print(f"dreamrun: error: {one_line(e)}", file=sys.stderr)
+        print(f"dreamrun: error: {one_line(e, sys.argv[1:])}", file=sys.stderr)
         return EXIT_USER_ERROR
     except JobFailed:  # Hydra's sweeper raises a failed job's once the jobs have run: the summary says which
         exit_status = EXIT_SWEEP_FAILED

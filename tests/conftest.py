@@ -27,6 +27,18 @@ def _cpu_threads():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_user_presets(tmp_path_factory):
+    """The tests compose dreamrun's presets only, whatever a developer keeps in ~/.config/dreamrun."""
+    previous = os.environ.get("DREAMRUN_CONFIG_DIR")
+    os.environ["DREAMRUN_CONFIG_DIR"] = str(tmp_path_factory.mktemp("no_user_configs") / "absent")
+    yield
+    if previous is None:
+        del os.environ["DREAMRUN_CONFIG_DIR"]
+    else:
+        os.environ["DREAMRUN_CONFIG_DIR"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _own_cache_dir(tmp_path_factory):
     """dreamrun's notes-said-once markers (no MP4 writer here) go to a temp dir, never the user's ~/.cache."""
     cache = tmp_path_factory.mktemp("xdg_cache")

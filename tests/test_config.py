@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from dreamrun.config.compose import config_dir
 from dreamrun.config.keys import flatten_config
 from dreamrun.core.objectives import parse_target
-from dreamrun.nets.layers import target_presets
+from dreamrun.config.presets import fitting_target_presets
 
 CONF = Path(config_dir())
 
@@ -19,7 +19,7 @@ def options(group: str) -> list[str]:
 
 
 def test_every_target_preset_composes_with_a_model_that_has_its_layers(compose_cfg):
-    fitting = {model: target_presets(list(compose_cfg(f"model={model}").model.layers))
+    fitting = {model: list(fitting_target_presets(list(compose_cfg(f"model={model}").model.layers)))
                for model in options("model") if model != "custom"}
     for name in options("target"):
         models = [model for model, presets in fitting.items() if name in presets]

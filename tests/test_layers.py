@@ -6,7 +6,8 @@ import sys
 import pytest
 import yaml
 
-from dreamrun.nets.layers import describe_layers, render, target_presets
+from dreamrun.config.presets import fitting_target_presets
+from dreamrun.nets.layers import describe_layers, render
 from conftest import REPO
 
 
@@ -68,8 +69,8 @@ def test_known_layers_have_their_channel_counts_and_strides(compose_cfg, preset,
 
 
 def test_target_presets_are_those_whose_layers_the_model_has():
-    assert target_presets(["layer1", "layer2"]) == ["layer1", "layer2"]
-    assert "mixed_5" not in target_presets(["Mixed_5b", "Mixed_5c"])  # mixed_5 needs Mixed_5d too
+    assert list(fitting_target_presets(["layer1", "layer2"])) == ["layer1", "layer2"]
+    assert "mixed_5" not in fitting_target_presets(["Mixed_5b", "Mixed_5c"])  # mixed_5 needs Mixed_5d too
 
 
 def test_a_custom_model_without_layers_lists_its_modules_to_pick_from():

@@ -17,7 +17,7 @@ from dreamrun.errors import DreamError
 from dreamrun.jobs.skeleton import load_input
 from dreamrun.nets.build import build_architecture, build_model, load_state_dict_file
 from dreamrun.nets.feature_net import channel_counts, feature_net
-from dreamrun.nets.layers import target_presets
+from dreamrun.config.presets import fitting_target_presets
 from conftest import run_cli
 from helpers.dreams import solo_dream
 
@@ -296,7 +296,7 @@ TORCHVISION_PRESETS = ["googlenet", "vgg16", "vgg19", "resnet50"]
 def test_every_target_preset_of_a_model_builds_its_feature_extractor(compose_cfg, preset):
     cfg = compose_cfg(f"model={preset}", "model.weights=null")
     model = build_model(cfg.model)
-    presets = target_presets(list(cfg.model.layers))
+    presets = list(fitting_target_presets(list(cfg.model.layers)))
     assert len(presets) >= 4
     for name in presets:
         target = compose_cfg(f"model={preset}", f"target={name}").target
@@ -373,3 +373,17 @@ def test_a_torchvision_built_for_another_torch_is_one_line(tmp_path):
     (line,) = [line for line in proc.stderr.splitlines() if line.startswith("dreamrun: error:")]
     assert "does not work with the installed torch" in line and "operator torchvision::nms" in line
     assert "model=efficientnet_lite0" in line
+
+
+def test_a_wrong_channel_number_is_refused_before_any_download(compose_cfg, monkeypatch, tmp_path):
+    """A 104 MB download must not come before the check that needs only the network's shapes."""
+    from dreamrun.jobs.dreamer import build_dreamer
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached: building would download
+    downloads = []
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url",
+                        lambda url, *args, **kwargs: downloads.append(url) or {})
+    cfg = compose_cfg("target.Mixed_6c=[767,768]", "device=cpu")
+    with pytest.raises(DreamError, match="channel 768 is out of range: Mixed_6c has 768 channels"):
+        build_dreamer(cfg)
+    assert downloads == []

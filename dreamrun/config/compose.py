@@ -4,12 +4,14 @@ and the benchmarks, giving exactly what `python -m dreamrun OVERRIDES` would run
     cfg = compose_config("model=efficientnet_lite0", "target=block_12", "octaves=3")
 """
 from pathlib import Path
+from typing import Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
 from dreamrun.config import run_names
+from dreamrun.config.file_argument import hydra_quoted
 from dreamrun.config.hydra_errors import one_line, raised_by_hydra
 from dreamrun.config.schema import register_configs
 
@@ -35,13 +37,15 @@ def register() -> None:
     OmegaConf.register_new_resolver("dreamrun_gpu_count", _gpu_count, replace=True)
 
 
-def compose_config(*overrides: str) -> DictConfig:
-    """The config `python -m dreamrun OVERRIDES` runs with (Hydra's own keys aside)."""
+def compose_config(*overrides: str, config_dirs: Sequence[Path] = ()) -> DictConfig:
+    """The config `python -m dreamrun OVERRIDES` runs with (Hydra's own keys aside); config_dirs are
+    searched after dreamrun's own and the user's, as with `--config-dir`."""
     register()
+    searched = [f"hydra.searchpath=[{','.join(hydra_quoted(f'file://{Path(d).resolve()}') for d in config_dirs)}]"]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         try:
-            return compose(config_name="config", overrides=list(overrides))
+            return compose(config_name="config", overrides=list(overrides) + (searched if config_dirs else []))
         except ValueError as e:
             if not raised_by_hydra(e):
                 raise
-            raise ConfigCompositionException(one_line(e)) from None
+            raise ConfigCompositionException(one_line(e, overrides)) from None

@@ -3,12 +3,13 @@ choose from, the plugin a launcher needs.
 
     octave=3                  ->  unknown key 'octave': did you mean 'octaves'?
     model=vgg                 ->  model=vgg: no such preset; choose one of custom, efficientnet_lite0, ...
+    target=mixed_9            ->  target=mixed_9: no such preset for inception_v3; choose one of mixed_5, ...
     hydra/launcher=parallel   ->  hydra/launcher=parallel needs its Hydra plugin: pip install 'dreamrun[launchers]'
     input.path=a (1).jpg      ->  cannot read the override ...: quote the value for Hydra, "input.path='a (1).jpg'"
 """
 import difflib
 import shlex
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional, Sequence
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
@@ -36,13 +37,14 @@ def raised_by_hydra(error: Exception) -> bool:
     return isinstance(error, ValueError) and module.startswith("hydra.")
 
 
-def one_line(error: Exception) -> str:
-    """What is wrong with the config, in one line, for any of CONFIG_ERRORS or raised_by_hydra."""
+def one_line(error: Exception, overrides: Sequence[str] = ()) -> str:
+    """What is wrong with the config, in one line, for any of CONFIG_ERRORS or raised_by_hydra, with the
+    overrides it came from (a target preset is chosen from the model's own)."""
     if isinstance(error, ValueError) and "Got NoneType" in str(error):
         return "a config group cannot be null: drop it with ~GROUP (e.g. ~target), or choose a preset"
     cause = error.__cause__
     if isinstance(error, MissingConfigException):
-        return _missing_config(error)
+        return _missing_config(error, overrides)
     if isinstance(error, OverrideParseException):
         return _unreadable_override(error.override, error.message.splitlines()[0])
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
@@ -90,14 +92,32 @@ def schema_keys() -> Iterator[str]:
     yield from walk(OmegaConf.structured(DreamConfig), "")
 
 
-def _missing_config(error: MissingConfigException) -> str:
+def _missing_config(error: MissingConfigException, overrides: Sequence[str]) -> str:
     missing = error.missing_cfg_file or ""
     if missing in LAUNCHER_PLUGIN_SCHEMAS:
         return (f"hydra/launcher={LAUNCHER_PLUGIN_SCHEMAS[missing]} needs its Hydra plugin: "
                 "pip install 'dreamrun[launchers]'")
     group, _, option = missing.rpartition("/")
-    if group and error.options:
-        close = difflib.get_close_matches(option, error.options, n=1, cutoff=0.7)
-        hint = f"did you mean {group}={close[0]}? " if close else ""
-        return f"{group}={option}: no such preset; {hint}choose one of {', '.join(sorted(error.options))}"
-    return str(error).splitlines()[0]
+    if not group or not error.options:
+        return str(error).splitlines()[0]
+    options, model = sorted(error.options), None
+    if group == "target":  # only the chosen model's: 57 presets of six models help no one
+        options, model = _model_target_presets(options, overrides)
+    close = difflib.get_close_matches(option, options, n=1, cutoff=0.7)
+    hint = f"did you mean {group}={close[0]}? " if close else ""
+    whose = f" for {model}" if model else ""
+    return f"{group}={option}: no such preset{whose}; {hint}choose one of {', '.join(options)}"
+
+
+def _model_target_presets(options: list[str], overrides: Sequence[str]) -> tuple[list[str], Optional[str]]:
+    """The target presets among options that fit the model the overrides choose, and its name; all of
+    them, and None, where the model's layers cannot be read without building it."""
+    from dreamrun.config.presets import default_model, fitting_target_presets, model_layers
+
+    chosen = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("model=")]
+    model = chosen[-1] if chosen else default_model()
+    layers = model_layers().get(model or "")
+    if not layers:
+        return options, None
+    fitting = [name for name in fitting_target_presets(layers) if name in options]
+    return (fitting, model) if fitting else (options, None)

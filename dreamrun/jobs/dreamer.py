@@ -8,6 +8,7 @@ from typing import Any, Optional
 import torch
 from omegaconf import OmegaConf
 
+from dreamrun.config.presets import another_models_target
 from dreamrun.config.schema import DreamConfig, Mode
 from dreamrun.core.engine import Ascent
 from dreamrun.core.objectives import Objective, check_channels, guided, parse_target
@@ -15,7 +16,7 @@ from dreamrun.core.tiles import resolve_tile_size
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import load_image, resize_long_side, to_tensor
 from dreamrun.nets.backends import BackendSettings, autotune
-from dreamrun.nets.build import build_model, class_names
+from dreamrun.nets.build import build_architecture, build_model, class_names, weights_to_download
 from dreamrun.nets.feature_net import FeatureNet, channel_counts, feature_net
 from dreamrun.nets.precision import autocast_dtype
 
@@ -92,6 +93,9 @@ def setup_device(cfg: DreamConfig) -> torch.device:
 
 def compile_target(cfg: DreamConfig) -> Objective:
     target = OmegaConf.to_container(cfg.target) if OmegaConf.is_config(cfg.target) else cfg.target
+    another_models = another_models_target(target or {}, cfg.model.name, list(cfg.model.layers))
+    if another_models:
+        raise DreamError(another_models)
     return parse_target(target, list(cfg.model.layers), class_names(cfg.model.categories))
 
 
@@ -115,6 +119,8 @@ def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, lo
                          f"{cfg.model.name}'s {cfg.model.min_size} px: raise guide.size")
 
     if own:
+        if any(term.channels for term in objective.terms) and weights_to_download(cfg.model):
+            check_channels(objective, _architecture_channels(cfg, objective))  # not after a long download
         net = feature_net(build_model(cfg.model), cfg.model, objective.layers, owns_model=True).to(device)
     counts = channel_counts(net, cfg.model.min_size, device, model=cfg.model.name)
     with torch.no_grad():
@@ -135,6 +141,12 @@ def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, lo
     if note:
         log.warning(note)
     return dreamer
+
+
+def _architecture_channels(cfg: DreamConfig, objective: Objective) -> dict[str, int]:
+    """The target layers' channel counts, from the network with random weights (a second on a CPU)."""
+    net = feature_net(build_architecture(cfg.model), cfg.model, objective.layers)
+    return channel_counts(net, cfg.model.min_size, torch.device("cpu"), model=cfg.model.name)
 
 
 def configure_network(net: FeatureNet, cfg: DreamConfig, device: torch.device) -> FeatureNet:

@@ -128,12 +128,29 @@ def _call_builder(cfg: ModelConfig, weights: Optional[str]) -> nn.Module:
     try:
         return torchvision.models.get_model(cfg.arch, weights=resolved, **kwargs)
     except (URLError, ConnectionError, TimeoutError) as e:
-        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(resolved.url).name
+        cache = _cached_file(resolved.url)
         raise DreamError(
             f"could not download {resolved} ({getattr(e, 'reason', e)}). Download {resolved.url} "
             f"yourself and put it at {cache}, or pass model.weights=/path/to/state_dict.pth; offline, "
             "model=efficientnet_lite0 dreams with the ImageNet weights that come with dreamrun"
         ) from None
+
+
+def weights_to_download(cfg: ModelConfig) -> Optional[str]:
+    """The URL of the torchvision weights that building this preset would download now (they are not in
+    torch's cache), else None."""
+    if cfg._target_ or cfg.arch is None or cfg.arch in BUILDERS or cfg.weights is None or _is_path(cfg.weights):
+        return None
+    try:
+        enum = import_torchvision().models.get_model_weights(cfg.arch)
+        resolved = enum.DEFAULT if cfg.weights == "DEFAULT" else enum[cfg.weights]
+    except (KeyError, ValueError):
+        return None  # building says what is wrong
+    return None if _cached_file(resolved.url).is_file() else resolved.url
+
+
+def _cached_file(url: str) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
 
 
 def import_torchvision() -> Any:

@@ -4,24 +4,25 @@ network without model.layers, its top-level modules to name them from. Offline: 
 built with random weights.
 
     dreamrun-layers model=vgg16
+    dreamrun-layers model=resnet18 --config-dir my-configs            # presets of your own (also ~/.config/dreamrun)
     python -m dreamrun.nets.layers model=efficientnet_lite0
     dreamrun-layers model=custom model._target_=mypkg.nets.build      # its top-level modules, to name layers from
     python -m dreamrun.nets.layers model=custom model._target_=mypkg.nets.build '+model.layers={head: head}'
 """
 import math
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from dreamrun.config.compose import compose_config, config_dir
+from dreamrun.config.compose import compose_config
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line
+from dreamrun.config.presets import config_dirs, fitting_target_presets, preset_named
 from dreamrun.config.schema import ModelConfig
 from dreamrun.errors import EXIT_USER_ERROR, DreamError
 from dreamrun.nets.build import build_architecture, class_names
@@ -90,21 +91,6 @@ def _stride(activation: torch.Tensor) -> Optional[int]:
     return 2 ** round(math.log2(PROBE_SIDE / activation.shape[-1]))
 
 
-def _presets(conf: Path) -> dict[str, DictConfig]:
-    """Every target preset (conf/target/*.yaml) by name, in natural order: block_2 before block_10."""
-    by_name = lambda path: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.stem)]
-    return {path.stem: OmegaConf.load(path) for path in sorted((conf / "target").glob("*.yaml"), key=by_name)}
-
-
-def _fitting_presets(layers: Sequence[str], conf: Path) -> dict[str, DictConfig]:
-    return {name: targets for name, targets in _presets(conf).items() if targets and set(targets) <= set(layers)}
-
-
-def target_presets(layers: Sequence[str], conf: Path = Path(config_dir())) -> list[str]:
-    """The target presets (conf/target/*.yaml) whose layers all belong to a model with these layers."""
-    return list(_fitting_presets(layers, conf))
-
-
 def _table(rows: Sequence[Sequence[str]], align: str) -> list[str]:
     """Rows of cells as aligned columns; align has one '<' or '>' per column."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(align))]
@@ -115,12 +101,13 @@ def _number(value: Optional[int]) -> str:
     return "-" if value is None else str(value)
 
 
-def render(cfg: ModelConfig, target: Mapping[str, Any], conf: Path = Path(config_dir())) -> str:
-    """dreamrun-layers' listing: the model's layers, or without any its top-level modules to name them from."""
+def render(cfg: ModelConfig, target: Mapping[str, Any], dirs: Optional[Sequence[Path]] = None) -> str:
+    """dreamrun-layers' listing: the model's layers, or without any its top-level modules to name them from.
+    dirs: the config dirs whose target presets it names (default: config_dirs())."""
     if not cfg.layers:
         return _render_children(cfg)
     layers = describe_layers(cfg)
-    presets = _fitting_presets(list(cfg.layers), conf)
+    presets = fitting_target_presets(list(cfg.layers), dirs)
     rows = [["layer", "module", "channels", "stride", "target presets"]]
     for layer in layers:
         # the layer's own preset first, then the stages it belongs to
@@ -141,8 +128,7 @@ def _target_words(target: Mapping[str, Any], presets: Mapping[str, DictConfig], 
     """The target as the user types it: target=PRESET when it is one."""
     if not target:
         return f"none: add layers to it, e.g. '+target.{example}=all'"
-    chosen = OmegaConf.to_container(OmegaConf.create(dict(target)))
-    preset = next((name for name, targets in presets.items() if OmegaConf.to_container(targets) == chosen), None)
+    preset = preset_named(target, presets)
     return f"target={preset}" if preset else ", ".join(target)
 
 
@@ -164,19 +150,26 @@ def _render_children(cfg: ModelConfig) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """dreamrun-layers [model=NAME] [model.KEY=VALUE ...]: print the model's targetable layers."""
+    """dreamrun-layers [--config-dir DIR] [model=NAME] [model.KEY=VALUE ...]: print the model's targetable layers."""
     overrides = list(sys.argv[1:] if argv is None else argv)
     if any(arg in ("-h", "--help") for arg in overrides):
         print(__doc__.strip())
         return
+    dirs = []
+    while any(flag in overrides for flag in ("--config-dir", "-cd")):  # as dreamrun takes it (Hydra's flag)
+        at = next(i for i, arg in enumerate(overrides) if arg in ("--config-dir", "-cd"))
+        if at + 1 == len(overrides) or not Path(overrides[at + 1]).is_dir():
+            _refuse(f"{overrides[at]} needs a config dir that exists, e.g. --config-dir ~/my-dreamrun-configs")
+        dirs.append(Path(overrides[at + 1]).expanduser())
+        del overrides[at:at + 2]
     try:
-        cfg = compose_config(*overrides)
-        print(render(cfg.model, cfg.target), flush=True)
+        cfg = compose_config(*overrides, config_dirs=dirs)
+        print(render(cfg.model, cfg.target, config_dirs(dirs)), flush=True)
     except BrokenPipeError:  # `dreamrun-layers | head -1`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         sys.exit(1)
     except CONFIG_ERRORS as e:
-        _refuse(one_line(e))
+        _refuse(one_line(e, overrides))
     except OmegaConfBaseException as e:
         _refuse(str(e).strip().splitlines()[0])
     except DreamError as e:
