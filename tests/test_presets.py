@@ -2,8 +2,10 @@
 presets of the user's own (a config dir searched after dreamrun's) for the CLI, dreamrun-layers and dream()."""
 import pytest
 from omegaconf import OmegaConf
+from PIL import Image
 
 from conftest import TINY, run_cli
+from dreamrun import dream
 from dreamrun.config.compose import compose_config
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line
 from dreamrun.config.presets import fitting_target_presets, model_layers
@@ -20,7 +22,8 @@ def user_dir(root):
     """A config dir with a model preset and a target preset of the user's own."""
     (root / "model").mkdir(parents=True)
     (root / "target").mkdir()
-    (root / "model" / "lite0_mine.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(MINE))
+    (root / "model" / "lite0_mine.yaml").write_text("# @package _global_\ndefaults:\n  - override /target: late_eyes\n"
+                                                    + OmegaConf.to_yaml(MINE))
     (root / "target" / "late_eyes.yaml").write_text("late: [1, 2]\n")
     return root
 
@@ -54,18 +57,22 @@ def test_a_user_config_dir_adds_presets_to_the_cli_and_dream(tmp_path, monkeypat
     monkeypatch.setenv("DREAMRUN_CONFIG_DIR", str(mine))
     cfg = compose_config("model=lite0_mine", "target=late_eyes")
     assert (cfg.model.name, OmegaConf.to_container(cfg.target)) == ("lite0_mine", {"late": [1, 2]})
-    proc = run_cli(*TINY, "model=lite0_mine", "target=late_eyes", "octaves=1", f"hydra.run.dir={tmp_path / 'run'}",
-                   env={"DREAMRUN_CONFIG_DIR": str(mine)})
+    proc = run_cli(*TINY, "model=lite0_mine", "target=late_eyes", "octaves=1", "hydra.run.dir=run",
+                   cwd=tmp_path, env={"DREAMRUN_CONFIG_DIR": str(mine)})  # from anywhere, not the checkout
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "run" / "dream.png").is_file()
+    dreamed = dream(Image.new("RGB", (96, 64)), model="lite0_mine", octaves=1, steps=1, device="cpu", progress=False)
+    assert list(dreamed.info["dreamrun"]["targets"]) == ["late[1,2]"]  # the default target: the user's preset
 
 
 def test_config_dir_flag_works_for_dreamrun_and_dreamrun_layers(tmp_path, monkeypatch, capsys):
     mine = user_dir(tmp_path / "mine")
     monkeypatch.setenv("DREAMRUN_CONFIG_DIR", str(tmp_path / "none"))
     layers.main(["--config-dir", str(mine), "model=lite0_mine"])
-    listing = capsys.readouterr().out
-    assert "late_eyes" in listing and "default target: " in listing
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0] == "lite0_mine: input at least 32 px"
+    assert [row.split()[0] for row in listing[2:4]] == ["early", "late"]
+    assert listing[3].endswith("late_eyes")
     proc = run_cli("--config-dir", str(mine), "model=lite0_mine", "target=late_eyes", "--cfg", "job")
     assert proc.returncode == 0, proc.stderr
     assert "name: lite0_mine" in proc.stdout
@@ -74,3 +81,10 @@ def test_config_dir_flag_works_for_dreamrun_and_dreamrun_layers(tmp_path, monkey
 def test_without_a_user_dir_nothing_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("DREAMRUN_CONFIG_DIR", str(tmp_path / "not there"))
     assert "model=lite0_mine: no such preset" in refusal("model=lite0_mine")
+
+
+def test_layers_of_another_model_that_are_no_preset_are_named_as_layers(compose_cfg):
+    cfg = compose_cfg("model=efficientnet_lite0", "~target", "+target.Mixed_6e=all", "+target.Mixed_7a=[1]")
+    with pytest.raises(DreamError, match=r"^Mixed_6e, Mixed_7a are layers of inception_v3 \(model=inception_v3\), "
+                                         r"not of efficientnet_lite0; efficientnet_lite0's target presets: block_0,"):
+        compile_target(cfg)

@@ -23,6 +23,12 @@ def config_dir() -> str:
     return str(packaged if (packaged / "config.yaml").is_file() else package.parent / "conf")
 
 
+def _user_config_dir() -> str:
+    from dreamrun.config.presets import user_config_dir
+
+    return str(user_config_dir().resolve())
+
+
 def _gpu_count() -> int:
     import torch  # only a sweep's launcher config asks, so the CLI's start need not import torch
 
@@ -33,6 +39,7 @@ def register() -> None:
     """The schema and the resolvers the config tree uses; safe to call again."""
     register_configs()
     run_names.register_resolvers()
+    OmegaConf.register_new_resolver("dreamrun_user_config_dir", _user_config_dir, replace=True)  # hydra.searchpath
     # the local (submitit) launcher preset asks for every GPU here, so sweeps.launch.device_for_job can share them out
     OmegaConf.register_new_resolver("dreamrun_gpu_count", _gpu_count, replace=True)
 
@@ -41,7 +48,9 @@ def compose_config(*overrides: str, config_dirs: Sequence[Path] = ()) -> DictCon
     """The config `python -m dreamrun OVERRIDES` runs with (Hydra's own keys aside); config_dirs are
     searched after dreamrun's own and the user's, as with `--config-dir`."""
     register()
-    searched = [f"hydra.searchpath=[{','.join(hydra_quoted(f'file://{Path(d).resolve()}') for d in config_dirs)}]"]
+    # the primary config searches the user's dir (hydra.searchpath); an override replaces that list
+    dirs = [_user_config_dir(), *(str(Path(d).expanduser().resolve()) for d in config_dirs)]
+    searched = [f"hydra.searchpath=[{','.join(hydra_quoted(f'file://{d}') for d in dirs)}]"]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         try:
             return compose(config_name="config", overrides=list(overrides) + (searched if config_dirs else []))

@@ -25,11 +25,17 @@ def hydra_quoted(value: str) -> str:
 
 def is_video(path: Path) -> bool:
     """A file Pillow cannot read as an image, unless its name says image: a video for PyAV to read."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path):
-            return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path):
+                return False
+    except Image.DecompressionBombError:  # an image, and a huge one: the image reader refuses it in one line
+        return False
     except (UnidentifiedImageError, OSError):
         guessed = mimetypes.guess_type(path.name)[0] or ""
         return not guessed.startswith("image/")

@@ -2,7 +2,7 @@
 network), to say which target presets belong to which model.
 
 A user's dir holds files laid out as conf/ is (model/resnet18.yaml, target/my_eyes.yaml); Hydra searches
-it after dreamrun's own (hydra_plugins/dreamrun_user_configs), as it does a --config-dir.
+it after dreamrun's own (hydra.searchpath in conf/config.yaml), as it does a --config-dir.
 """
 import os
 import re
@@ -30,10 +30,12 @@ def config_dirs(extra: Iterable[Path] = ()) -> list[Path]:
     included), else dreamrun's conf/, the user's dir and extra."""
     from hydra.core.hydra_config import HydraConfig
 
-    if HydraConfig.initialized():
-        sources = HydraConfig.get().runtime.config_sources
-        return [Path(source.path) for source in sources if source.schema == "file"]
-    return [Path(config_dir()), *(d for d in (user_config_dir(), *extra) if d.is_dir())]
+    ours = Path(config_dir())
+    if HydraConfig.initialized():  # dreamrun's app, not one that calls dream() inside its own
+        dirs = [Path(source.path) for source in HydraConfig.get().runtime.config_sources if source.schema == "file"]
+        if ours in dirs:
+            return dirs
+    return [ours, *(d for d in (user_config_dir(), *extra) if d.is_dir())]
 
 
 def _natural(name: str) -> list[Any]:
@@ -97,7 +99,8 @@ def another_models_target(target: Mapping[str, Any], model: str, layers: Sequenc
     if not owners:
         return None
     preset = preset_named(target, target_presets(dirs))
-    what = f"target={preset} is a preset" if preset else f"the target {', '.join(target)} is a target"
+    layers_named = f"{', '.join(target)} {'is a layer' if len(target) == 1 else 'are layers'}"
+    what = f"target={preset} is a preset" if preset else layers_named
     own = ", ".join(fitting_target_presets(layers, dirs)) or "none; `dreamrun-layers` lists its layers"
     return (f"{what} of {' or '.join(owners)} (model={owners[0]}), not of {model}; "
             f"{model}'s target presets: {own}")

@@ -120,7 +120,7 @@ def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, lo
 
     if own:
         if any(term.channels for term in objective.terms) and weights_to_download(cfg.model):
-            check_channels(objective, _architecture_channels(cfg, objective))  # not after a long download
+            check_channels(objective, _architecture_channels(cfg, objective))  # before a long download
         net = feature_net(build_model(cfg.model), cfg.model, objective.layers, owns_model=True).to(device)
     counts = channel_counts(net, cfg.model.min_size, device, model=cfg.model.name)
     with torch.no_grad():
@@ -144,9 +144,14 @@ def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, lo
 
 
 def _architecture_channels(cfg: DreamConfig, objective: Objective) -> dict[str, int]:
-    """The target layers' channel counts, from the network with random weights (a second on a CPU)."""
-    net = feature_net(build_architecture(cfg.model), cfg.model, objective.layers)
-    return channel_counts(net, cfg.model.min_size, torch.device("cpu"), model=cfg.model.name)
+    """The target layers' channel counts, from the network with random weights (a second on a CPU); none
+    where that network differs from the one the weights make (a builder that sizes it by its weights):
+    then the check waits for the real network."""
+    try:
+        net = feature_net(build_architecture(cfg.model), cfg.model, objective.layers)
+        return channel_counts(net, cfg.model.min_size, torch.device("cpu"), model=cfg.model.name)
+    except (DreamError, RuntimeError, AssertionError, ValueError, TypeError):
+        return {}
 
 
 def configure_network(net: FeatureNet, cfg: DreamConfig, device: torch.device) -> FeatureNet:

@@ -158,7 +158,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     dirs = []
     while any(flag in overrides for flag in ("--config-dir", "-cd")):  # as dreamrun takes it (Hydra's flag)
         at = next(i for i, arg in enumerate(overrides) if arg in ("--config-dir", "-cd"))
-        if at + 1 == len(overrides) or not Path(overrides[at + 1]).is_dir():
+        if at + 1 == len(overrides) or not Path(overrides[at + 1]).expanduser().is_dir():
             _refuse(f"{overrides[at]} needs a config dir that exists, e.g. --config-dir ~/my-dreamrun-configs")
         dirs.append(Path(overrides[at + 1]).expanduser())
         del overrides[at:at + 2]
