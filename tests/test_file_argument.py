@@ -87,8 +87,18 @@ def test_what_the_command_line_says_about_input_and_mode_stands(tmp_path):
 def test_a_missing_file_is_said_as_one_and_overrides_are_left_alone(tmp_path):
     with pytest.raises(DreamError, match="no such file: nofile.jpg"):
         file_argument(["nofile.jpg"])
+    with pytest.raises(DreamError, match="no such file: nofile.jpg"):
+        file_argument(["octaves=2", "nofile.jpg"])
+    with pytest.raises(DreamError, match=f"{tmp_path} is a directory: dreamrun dreams one file"):
+        file_argument([str(tmp_path)])
     assert file_argument(["octaves=2", "~target"]) == ["octaves=2", "~target"]
     assert file_argument(["~target"]) == ["~target"]
+
+
+def test_the_file_may_come_after_the_overrides(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "p (1).png")
+    words = file_argument(["octaves=2", str(tmp_path / "p (1).png")])
+    assert words == ["input=image", f"input.path='{tmp_path / 'p (1).png'}'", "octaves=2"]
 
 
 def test_hydras_refusal_shows_the_quoting_that_works(tmp_path):

@@ -81,6 +81,8 @@ def test_config_dir_flag_works_for_dreamrun_and_dreamrun_layers(tmp_path, monkey
 def test_without_a_user_dir_nothing_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("DREAMRUN_CONFIG_DIR", str(tmp_path / "not there"))
     assert "model=lite0_mine: no such preset" in refusal("model=lite0_mine")
+    proc = run_cli("--cfg", "job", env={"DREAMRUN_CONFIG_DIR": str(tmp_path / "not there")})
+    assert proc.returncode == 0 and proc.stderr == ""  # not Hydra's warning of a search path that is not there
 
 
 def test_layers_of_another_model_that_are_no_preset_are_named_as_layers(compose_cfg):

@@ -24,9 +24,12 @@ def config_dir() -> str:
 
 
 def _user_config_dir() -> str:
+    """The user's config dir for hydra.searchpath; without one, dreamrun's own again (Hydra warns of a
+    search path that does not exist, and would on every run of everyone who has no presets of their own)."""
     from dreamrun.config.presets import user_config_dir
 
-    return str(user_config_dir().resolve())
+    user = user_config_dir().expanduser()
+    return str(user.resolve() if user.is_dir() else Path(config_dir()).resolve())
 
 
 def _gpu_count() -> int:

@@ -42,18 +42,16 @@ def is_video(path: Path) -> bool:
 
 
 def file_argument(overrides: list[str]) -> list[str]:
-    """overrides with a first word naming an existing file turned into the overrides that dream it.
+    """overrides with the word naming the file to dream turned into the overrides that dream it: the first
+    word, whatever it holds, or a later word with no `=` (an override always has one).
 
-    A first word with no `=` that names no file is a missing file, said as one (Hydra would call it a
-    malformed override); `~key` deletes a key, as in Hydra, unless a file of that name exists."""
-    if not overrides:
+    A word with no `=` that names no file is a missing file, said as one (Hydra would call it a malformed
+    override); `~key` deletes a key, as in Hydra, unless a file of that name exists."""
+    at = next((i for i, word in enumerate(overrides) if (i == 0 or "=" not in word) and _names_a_file(word)), None)
+    if at is None:
+        _refuse_a_missing_file(overrides)
         return overrides
-    word, rest = overrides[0], overrides[1:]
-    path = _expanded(word)
-    if not _is_file(path):
-        if "=" not in word and not word.startswith("~"):
-            raise DreamError(f"no such file: {word} (the first argument names the photo or video to dream)")
-        return overrides
+    path, rest = _expanded(overrides[at]), overrides[:at] + overrides[at + 1:]
     given = {_key(o) for o in rest}
     video = is_video(path)
     words = [f"input.path={hydra_quoted(str(path))}"]
@@ -62,6 +60,20 @@ def file_argument(overrides: list[str]) -> list[str]:
     if video and "mode" not in given:
         words.insert(0, "mode=video")
     return words + rest
+
+
+def _names_a_file(word: str) -> bool:
+    return _is_file(_expanded(word))
+
+
+def _refuse_a_missing_file(overrides: list[str]) -> None:
+    for word in overrides:
+        if "=" in word or (word.startswith("~") and not word.startswith("~/")):
+            continue
+        if _expanded(word).is_dir():
+            raise DreamError(f"{word} is a directory: dreamrun dreams one file, a photo or a video "
+                             f"(a sweep over several: -m 'input.path=a.jpg,b.jpg')")
+        raise DreamError(f"no such file: {word} (an argument without '=' names the photo or video to dream)")
 
 
 def _expanded(word: str) -> Path:
