@@ -94,4 +94,8 @@ def test_the_example_notebook_runs(tmp_path):
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     shown = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     assert any("image/png" in output.get("data", {}) for output in shown), "the notebook shows no dream"
+    text = "".join(output.get("text", "") for output in shown)
+    widgets = [o for o in shown if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widgets or "step/s" in text or "s/step" in text, "the notebook shows no progress bar"
+    assert "Warning" not in text, text
     assert (tmp_path / "dream.png").is_file()

@@ -12,6 +12,7 @@ once, then calls the hooks in order.
 """
 import logging
 import math
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,11 @@ from typing import Any, Optional, Sequence
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.contrib.logging import logging_redirect_tqdm
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():  # tqdm.contrib imports tqdm.auto, which warns in a notebook without ipywidgets
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dreamrun.config.schema import DreamConfig, InputKind, Mode
 from dreamrun.core.engine import NonFiniteError

@@ -1,5 +1,6 @@
 """Progress on stderr: steps of a dream, frames of a zoom or a video. A bar where a terminal watches;
 elsewhere (tee, SLURM, nohup, a notebook) a plain line per octave or per few frames, flushed at once."""
+import importlib.util
 import sys
 import time
 from typing import Optional
@@ -31,7 +32,7 @@ class ProgressBar(Observer):
     def __init__(self, enabled: Optional[bool] = None, notebook: bool = False):
         self.lines = _lines(enabled)
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.notebook = notebook  # a Jupyter widget where ipywidgets is there (tqdm.auto), else text
+        self.notebook = notebook  # a Jupyter widget where ipywidgets is installed, else text
         self.bar: Optional[tqdm] = None
         self.sizes: list[tuple[int, int]] = []
         self.steps = 0
@@ -41,10 +42,9 @@ class ProgressBar(Observer):
     def on_dream_start(self, *, sizes, steps):
         self.sizes, self.steps = sizes, steps
         self.clock = time.perf_counter()
-        if self.notebook:
-            from tqdm.auto import tqdm as bar
-        else:
-            bar = tqdm
+        bar = tqdm
+        if self.notebook and importlib.util.find_spec("ipywidgets"):  # without it, tqdm.auto warns, then prints text
+            from tqdm.notebook import tqdm as bar
         self.bar = bar(total=len(sizes) * steps, unit="step", disable=not self.enabled, file=sys.stderr,
                        dynamic_ncols=True)
 
