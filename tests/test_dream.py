@@ -148,7 +148,7 @@ def test_python_api_takes_the_gradient_options_and_a_guide(tmp_path):
 
 def test_python_api_reports_bad_input_as_dream_error():
     with pytest.raises(DreamError, match="unknown layer"):
-        dreamrun.dream(Image.new("RGB", (90, 60)), model="efficientnet_lite0", target={"Mixed_6e": "all"})
+        dreamrun.dream(Image.new("RGB", (90, 60)), model="efficientnet_lite0", target={"Mixed_99": "all"})
 
 
 def test_asking_for_cuda_without_it_is_a_clear_error(compose_cfg):
