@@ -117,7 +117,7 @@ class DreamJob(JobKind):
 
     def observers(self, image, dreamer, writer):
         save_png(to_pil(image), self.run_dir / OUTPUT_FILES["input"])
-        observers: list[Observer] = [ProgressBar(self.progress), OctaveImages(self.run_dir)]
+        observers: list[Observer] = [ProgressBar(self.progress), OctaveImages(self.run_dir, self.recipe)]
         if writer is not None:
             logging_ = self.cfg.log
             self.board = TensorBoardLogger(
@@ -133,7 +133,7 @@ class DreamJob(JobKind):
         cfg = self.cfg
         result = run_dream(cfg, image, dreamer, observers)
         output = self.run_dir / OUTPUT_FILES["dream"]
-        save_png(to_pil(result.image), output)
+        save_png(to_pil(result.image), output, self.recipe)
         save_json(result.metrics, self.run_dir / OUTPUT_FILES["metrics"])
         if self.board:
             self.board.log_final(result.image, cfg.octaves * cfg.steps,
@@ -148,6 +148,7 @@ class DreamJob(JobKind):
 
     def interrupted(self, image, last: LastStep):
         if last.image is not None:
-            save_png(to_pil(at_full_size(last.image.cpu(), image)), self.run_dir / OUTPUT_FILES["interrupted"])
+            save_png(to_pil(at_full_size(last.image.cpu(), image)), self.run_dir / OUTPUT_FILES["interrupted"],
+                     self.recipe)
             log.info("interrupted: the last finished step (octave %d, step %d) is in %s",
                      last.octave, last.step, OUTPUT_FILES["interrupted"])

@@ -25,15 +25,16 @@ log = logging.getLogger(__name__)
 class FrameWriter(Observer):
     """frames/<k>.png, then the state file naming it: both atomic, the state only after its frame."""
 
-    def __init__(self, run_dir: Path, config: dict[str, Any], kind: FrameKind):
+    def __init__(self, run_dir: Path, config: dict[str, Any], kind: FrameKind, text: Optional[dict[str, str]] = None):
         self.run_dir = run_dir
+        self.text = text or {}  # PNG text chunks: the recipe
         self.config = config
         self.kind = kind
         self.last_frame: Optional[int] = None
 
     def on_frame(self, *, frame, image, rng_state):
         self.last_frame = frame
-        save_png(to_pil(image), frame_path(self.run_dir, frame))
+        save_png(to_pil(image), frame_path(self.run_dir, frame), self.text)
         save_json({"frame": frame, "rng_state": base64.b64encode(rng_state.numpy().tobytes()).decode(),
                    "config": self.config}, self.run_dir / self.kind.state_file)
 
@@ -90,7 +91,7 @@ class FramesJob(JobKind):
 
     def observers(self, image, dreamer, writer):
         kind = self.frame_kind.name
-        self.frame_writer = FrameWriter(self.run_dir, self.fingerprint, self.frame_kind)
+        self.frame_writer = FrameWriter(self.run_dir, self.fingerprint, self.frame_kind, self.recipe)
         observers: list[Observer] = [FrameProgressBar(self.progress, kind), self.frame_writer]
         if writer is not None:
             self.board = FramesTensorBoardLogger(writer, kind, log_every=self.cfg[kind].log_every,

@@ -38,6 +38,7 @@ from dreamrun.jobs.record import COMPLETED, FAILED, INTERRUPTED, JobRecord
 from dreamrun.nets.backends import backend_settings
 from dreamrun.outputs.files import disk_error, save_png
 from dreamrun.outputs.images import to_pil
+from dreamrun.outputs.recipe import recipe_of
 from dreamrun.outputs.run_files import OUTPUT_FILES
 from dreamrun.outputs.tensorboard import log_config
 
@@ -60,6 +61,7 @@ class JobKind:
         self.run_dir = Path(run_dir)
         self.progress = progress  # progress bars: None draws them when stderr is a terminal
         self.input_note = ""  # how the input's size was set (resized, or kept though small): said once it dreams
+        self.recipe: dict[str, str] = {}  # the PNG text chunks that remake its dream (outputs.recipe), once built
 
     def validate(self) -> None:
         """Refuse what this kind cannot do, beyond the checks every job makes."""
@@ -94,7 +96,7 @@ def run_job(job: JobKind, *, overrides: Sequence[str] = ()) -> JobResult:
     status, error, metrics = FAILED, None, None
     try:
         with interrupts.handled():
-            result = _live(job)
+            result = _live(job, overrides)
         status, metrics = COMPLETED, result.metrics
         return result
     except DreamError as e:
@@ -123,12 +125,13 @@ def run_job(job: JobKind, *, overrides: Sequence[str] = ()) -> JobResult:
             release(job.run_dir)
 
 
-def _live(job: JobKind) -> JobResult:
+def _live(job: JobKind, overrides: Sequence[str]) -> JobResult:
     cfg = job.cfg
     validate(cfg)
     job.validate()
     image = job.load_input()
     dreamer = job.build(image)
+    job.recipe = recipe_of(cfg, overrides, str(dreamer.device)).png_text()
     if job.input_note:  # here, not as the input loads: a run refused before it dreams says one line only
         log.info(job.input_note)
     last = LastStep()

@@ -145,7 +145,7 @@ class VideoJob(FramesJob):
         output = self.run_dir / OUTPUT_FILES["dream_video"]
         save_mp4(frames, output, fps, audio_from=Path(cfg.input.path).expanduser())
         with Image.open(frames[-1]) as last:
-            save_png(last.convert("RGB"), self.run_dir / OUTPUT_FILES["dream"])
+            save_png(last.convert("RGB"), self.run_dir / OUTPUT_FILES["dream"], last.text)
             size = list(last.size)
         preview = encode_images(_side_by_side(self.thumbnails, frames), float(fps))
         save_bytes(preview, self.run_dir / OUTPUT_FILES["preview"])

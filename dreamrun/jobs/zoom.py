@@ -130,7 +130,7 @@ def _write_outputs(cfg: DreamConfig, run_dir: Path, board: Optional[FramesTensor
     animation = run_dir / ANIMATIONS[cfg.zoom.animation.value]
     save_animation(frames, animation, cfg.zoom.fps)
     with Image.open(frames[-1]) as last:
-        save_png(last.convert("RGB"), run_dir / OUTPUT_FILES["dream"])
+        save_png(last.convert("RGB"), run_dir / OUTPUT_FILES["dream"], last.text)
         size = list(last.size)
     video = run_dir / OUTPUT_FILES["video"] if can_write_mp4() else None
     if video:

@@ -92,10 +92,16 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], Any], size: Optional[in
         write(f)
 
 
-def save_png(image: Any, path: str | os.PathLike) -> None:
-    """A Pillow image as a PNG file (encoded first, so a full disk can say how much it needed)."""
+def save_png(image: Any, path: str | os.PathLike, text: Optional[dict[str, str]] = None) -> None:
+    """A Pillow image as a PNG file (encoded first, so a full disk can say how much it needed), with text
+    chunks (key -> value: the recipe that made it, outputs.recipe)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_itxt(key, value, zip=True)
     encoded = io.BytesIO()
-    image.save(encoded, format="PNG")
+    image.save(encoded, format="PNG", pnginfo=info)
     save_bytes(encoded.getvalue(), path)
 
 
