@@ -113,7 +113,7 @@ def _dream(image, target, model, weights, octaves, octave_scale, steps, step_siz
         raise DreamError(f"image must be a PIL image or a path to one, not a {type(image).__name__}"
                          + CONVERSIONS.get(type(image).__name__, ""))
     image = to_tensor(fit_long_side(pil, cfg.input.size, cfg.input.upscale))
-    dreamer = prepare(cfg, *image.shape[-2:])
+    dreamer = prepare(cfg, *image.shape[-2:], image=image)
     watched = in_notebook() or sys.stderr.isatty()
     bar = ProgressBar(watched if progress is None else progress, notebook=in_notebook())
     with backend_settings(dreamer.backends):  # as a job's skeleton sets them

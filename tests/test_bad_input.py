@@ -233,6 +233,9 @@ BAD_CONFIG = {
     "absurd octaves": (["octaves=1000"], r"octaves=1000 is too many.*largest count that fits is octaves=3"),
     "zoom factor NaN": (["mode=zoom", "zoom.factor=nan"], "zoom.factor is the part of each side"),
     "unknown device": (["device=tpu"], "unknown device 'tpu'"),
+    "more strongest channels than the layer has": (["target.block_12={strongest: 500}"],
+                                                   "strongest: 500 is more than block_12's 192 channels"),
+    "no strongest channels": (["target.block_12={weakest: 0}"], "weakest is how many channels to pick"),
 }
 
 

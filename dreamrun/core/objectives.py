@@ -58,6 +58,7 @@ class Term:
     weight: float = 1.0
     reduction: str = "mean_square"  # a key of REDUCTIONS
     guide: Optional[torch.Tensor] = field(default=None, compare=False)  # (C', M): replaces the reduction
+    pick: Optional[tuple[str, int]] = None  # ("strongest" | "weakest", K): channels picked on the input (pick_channels)
 
     def __post_init__(self):
         if self.channels is not None:  # a list from Python code: hashable and cached like parse_target's tuples
@@ -65,6 +66,8 @@ class Term:
 
     @property
     def name(self) -> str:
+        if self.channels is None and self.pick is not None:
+            return f"{self.layer}[{self.pick[0]} {self.pick[1]}]"
         name = self.layer if self.channels is None else f"{self.layer}[{','.join(map(str, self.channels))}]"
         return name if self.guide is None else f"{name}~guide"
 
@@ -118,6 +121,16 @@ class Objective:
         """Each term's unweighted activation, by term name."""
         return {t.name: t.activation(activations) for t in self.terms}
 
+    @property
+    def unpicked(self) -> bool:
+        """Whether a term still waits for its channels to be picked on the input (pick_channels)."""
+        return any(t.pick is not None and t.channels is None for t in self.terms)
+
+    def picked(self) -> dict[str, dict[str, Any]]:
+        """The channels picked on the input, by layer: {"Mixed_6c": {"strongest": 8, "channels": [...]}}."""
+        return {t.layer: {t.pick[0]: t.pick[1], "channels": list(t.channels or ())}
+                for t in self.terms if t.pick is not None}
+
     def tiling_obstacle(self) -> Optional[str]:
         """Why tiles (core.tiles.gradient) would not give this objective's gradient; None where they would.
 
@@ -165,10 +178,29 @@ def guided(objective: Objective, guide_activations: Activations) -> Objective:
     return Objective(tuple(terms))
 
 
+def pick_channels(objective: Objective, activations: Activations) -> Objective:
+    """The objective with each {strongest: K} ({weakest: K}) term's channels picked: the K channels whose
+    mean activation on the input (activations: the network's on it) is highest (lowest), strongest first."""
+    terms = []
+    for term in objective.terms:
+        if term.pick is not None and term.channels is None:
+            kind, count = term.pick
+            x = activations[term.layer].float()  # (B, C, H, W), or (B, K) for logits
+            means = x.transpose(0, 1).flatten(1).mean(dim=1)  # (C,)
+            chosen = means.topk(count, largest=kind == "strongest").indices.tolist()
+            term = replace(term, channels=tuple(chosen))
+        terms.append(term)
+    return Objective(tuple(terms))
+
+
+PICKS = ("strongest", "weakest")
+
+
 def parse_target(target: Mapping[str, Any], layers: list[str],
                  class_names: Optional[Sequence[str]] = None) -> Objective:
     """Compile a target dictionary to an Objective. Each layer maps to "all" | [channels] |
-    {channels, weight, reduction}, and logits to {classes: [index or name], weight, reduction}.
+    {channels, weight, reduction} | {strongest: K, weight, reduction} ({weakest: K}: see pick_channels),
+    and logits to {classes: [index or name], weight, reduction}.
 
     Layer names and class names are checked here; channel indices need the network, see check_channels.
     """
@@ -186,14 +218,22 @@ def parse_target(target: Mapping[str, Any], layers: list[str],
 
 
 def _term(layer: str, spec: Mapping[str, Any], class_names: Optional[Sequence[str]]) -> Term:
-    keys = {"channels", "weight", "reduction"} | ({"classes"} if layer == LOGITS else set())
+    keys = {"channels", "weight", "reduction", *PICKS} | ({"classes"} if layer == LOGITS else set())
     unknown = set(spec) - keys
     if unknown:
         raise DreamError(f"target.{layer}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
                          f"use {', '.join(sorted(keys))}")
+    picks = [key for key in ("classes", "channels", *PICKS) if key in spec]
+    if len(picks) > 1:
+        raise DreamError(f"target.{layer}: give {' or '.join(picks)}, not " + ("both" if len(picks) == 2 else "several"))
+    pick = None
+    if picks and picks[0] in PICKS:
+        count = spec[picks[0]]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise DreamError(f"target.{layer}.{picks[0]} is how many channels to pick: a whole number of 1 "
+                             f"or more, not {count!r}")
+        pick = (picks[0], count)
     if "classes" in spec:
-        if "channels" in spec:
-            raise DreamError(f"target.{layer}: give classes or channels, not both")
         channels = _classes(spec["classes"], class_names)
     else:
         channels = _channels(spec.get("channels", "all"), layer)
@@ -201,7 +241,7 @@ def _term(layer: str, spec: Mapping[str, Any], class_names: Optional[Sequence[st
     reduction = spec.get("reduction", "mean" if "classes" in spec else "mean_square")
     if reduction not in REDUCTIONS:
         raise DreamError(f"target.{layer}.reduction: unknown '{reduction}'; use {', '.join(REDUCTIONS)}")
-    return Term(layer, channels, _number(spec.get("weight", 1.0), f"target.{layer}.weight"), reduction)
+    return Term(layer, channels, _number(spec.get("weight", 1.0), f"target.{layer}.weight"), reduction, pick=pick)
 
 
 def _classes(spec: Any, class_names: Optional[Sequence[str]]) -> tuple[int, ...]:
@@ -227,6 +267,9 @@ def _classes(spec: Any, class_names: Optional[Sequence[str]]) -> tuple[int, ...]
 def check_channels(objective: Objective, channel_counts: Mapping[str, int]) -> None:
     for term in objective.terms:
         count = channel_counts[term.layer]
+        if term.pick is not None and term.pick[1] > count:
+            raise DreamError(f"target.{term.layer}: {term.pick[0]}: {term.pick[1]} is more than {term.layer}'s "
+                             f"{count} channels")
         bad = [c for c in term.channels or () if c >= count]
         if bad:
             raise DreamError(

@@ -36,13 +36,14 @@ class DreamResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare(cfg: DreamConfig, height: int, width: int) -> Dreamer:
-    """The dreamer for an image of this size, once cfg is validated (skeleton.validate): the target
-    compiled, the octaves checked against the size, then the network built (build_dreamer)."""
+def prepare(cfg: DreamConfig, height: int, width: int, image: Optional[torch.Tensor] = None) -> Dreamer:
+    """The dreamer for an image of this size (image: the image itself, which {strongest: K} targets need),
+    once cfg is validated (skeleton.validate): the target compiled, the octaves checked against the size,
+    then the network built (build_dreamer)."""
     objective = compile_target(cfg)
     check_octaves(height, width, cfg.octaves, cfg.octave_scale, cfg.model.min_size, max_side=cfg.input.size,
                   upscale=cfg.input.upscale)
-    return build_dreamer(cfg, objective, long_side=max(height, width))
+    return build_dreamer(cfg, objective, image=image, long_side=max(height, width))
 
 
 def objective_gain(before: float, after: float) -> Optional[float]:
@@ -113,7 +114,7 @@ class DreamJob(JobKind):
 
     def dreamer(self, image: torch.Tensor) -> Dreamer:
         """What the job dreams with: alone, a network of its own (dreaming together: a shared one)."""
-        return build_dreamer(self.cfg, long_side=max(image.shape[-2:]))
+        return build_dreamer(self.cfg, image=image)
 
     def observers(self, image, dreamer, writer):
         save_png(to_pil(image), self.run_dir / OUTPUT_FILES["input"])

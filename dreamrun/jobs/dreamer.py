@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from dreamrun.config.presets import another_models_target
 from dreamrun.config.schema import DreamConfig, Mode
 from dreamrun.core.engine import Ascent
-from dreamrun.core.objectives import Objective, check_channels, guided, parse_target
+from dreamrun.core.objectives import Objective, check_channels, guided, parse_target, pick_channels
 from dreamrun.core.tiles import resolve_tile_size
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import load_image, resize_long_side, to_tensor
@@ -99,12 +99,15 @@ def compile_target(cfg: DreamConfig) -> Objective:
     return parse_target(target, list(cfg.model.layers), class_names(cfg.model.categories))
 
 
-def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, long_side: Optional[int] = None,
-                  net: Optional[FeatureNet] = None, dreamer_class: type[Dreamer] = Dreamer) -> Dreamer:
+def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, image: Optional[torch.Tensor] = None,
+                  long_side: Optional[int] = None, net: Optional[FeatureNet] = None,
+                  dreamer_class: type[Dreamer] = Dreamer) -> Dreamer:
     """The dreamer cfg describes: its objective compiled from cfg.target (or objective, a zoom schedule's
     union of targets), on a network built for it, or on net if given (cut at least at the objective's
     layers and configured), shared by jobs dreaming together, whose launcher decides on tiles (it does
-    not tile) and the CUDA settings. long_side: of the image it will dream, where known.
+    not tile) and the CUDA settings. image: the input (1, 3, H, W) it will dream, where known: the
+    channels {strongest: K} targets pick are picked on it. long_side: of the image it will dream (by
+    default image's), where known: tiles fit it.
 
     In one pass down the layers: the target and the guide first (cheap, so a mistake in either is
     refused before a download), then the network, then what the objective needs of it."""
@@ -129,6 +132,8 @@ def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, lo
         configure_network(net, cfg, device)
 
     check_channels(objective, counts)
+    if objective.unpicked:
+        objective = picked_on(objective, net, image, device)
     if guide_activations is not None:
         objective = guided(objective, guide_activations)
     dreamer = dreamer_class(net, objective, device, backends=backends)
@@ -136,11 +141,26 @@ def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, lo
         return dreamer
     obstacle = objective.tiling_obstacle() or (None if cfg.model.tileable else (
         f"{cfg.model.name}'s unpadded convolutions shrink each tile's feature maps (model.tileable=false)"))
+    long_side = long_side or (max(image.shape[-2:]) if image is not None else cfg.input.size)
     dreamer.tile_size, note = resolve_tile_size(cfg.tile.size, dreamer, device, cfg.model.min_size, obstacle,
-                                                long_side=long_side or cfg.input.size)
+                                                long_side=long_side)
     if note:
         log.warning(note)
     return dreamer
+
+
+def picked_on(objective: Objective, net: FeatureNet, image: Optional[torch.Tensor], device: torch.device) -> Objective:
+    """objective with its {strongest: K} and {weakest: K} channels picked on image, by the network as it
+    dreams (its precision, so jobs dreaming together on a shared network pick what they would alone)."""
+    if image is None:
+        raise DreamError("target: {strongest: K} picks channels on the input image, and this dream has none yet")
+    with torch.no_grad():
+        picked = pick_channels(objective, net(image.to(device)))
+    for term in picked.terms:
+        if term.pick is not None:
+            log.info("target.%s: the %s %d channels on the input are %s ('target.%s=[%s]' names them)",
+                     term.layer, *term.pick, list(term.channels), term.layer, ",".join(map(str, term.channels)))
+    return picked
 
 
 def _architecture_channels(cfg: DreamConfig, objective: Objective) -> dict[str, int]:
@@ -191,7 +211,8 @@ def ascent(cfg: DreamConfig, dreamer: Dreamer, *, octaves: Optional[int] = None,
 def describe(cfg: DreamConfig, dreamer: Dreamer) -> dict[str, Any]:
     """The metrics every job kind reports about what it dreamed with."""
     return {"device": str(dreamer.device), "precision": dreamer.precision, "tile_size": dreamer.tile_size,
-            "model": cfg.model.name, "weights": cfg.model.weights}
+            "model": cfg.model.name, "weights": cfg.model.weights,
+            "channels_picked": dreamer.objective.picked() or None}
 
 
 def _name(value: Any) -> str:

@@ -40,7 +40,7 @@ from dreamrun.outputs.files import disk_error, save_png
 from dreamrun.outputs.images import to_pil
 from dreamrun.outputs.recipe import recipe_of
 from dreamrun.outputs.run_files import OUTPUT_FILES
-from dreamrun.outputs.tensorboard import log_config
+from dreamrun.outputs.tensorboard import log_config, log_picked_channels
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,8 @@ def _live(job: JobKind, overrides: Sequence[str]) -> JobResult:
             # flushing costs a disk sync: every 10 s is live enough, and closing flushes the rest
             writer = stack.enter_context(SummaryWriter(log_dir=str(job.run_dir), flush_secs=10))
             log_config(writer, cfg)
+            if dreamer.objective.picked():
+                log_picked_channels(writer, dreamer.objective.picked())
         observers = [last, *job.observers(image, dreamer, writer)]
         for observer in observers:
             stack.callback(observer.close)  # a failed or interrupted run keeps what it logged

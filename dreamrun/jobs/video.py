@@ -97,7 +97,7 @@ class VideoJob(FramesJob):
                            max_frames=cfg.video.max_frames, upscale=cfg.input.upscale)
 
     def build(self, image):
-        return build_dreamer(self.cfg)
+        return build_dreamer(self.cfg, image=image)
 
     def run(self, image, dreamer, observers):
         cfg, video = self.cfg, self.cfg.video

@@ -90,6 +90,7 @@ class ZoomJob(FramesJob):
         image = super().load_input()
         check_octaves(*image.shape[-2:], cfg.zoom.octaves, cfg.octave_scale, cfg.model.min_size,
                       max_side=cfg.input.size, upscale=cfg.input.upscale)
+        self.first_image = image  # a resumed zoom picks its {strongest: K} channels where it first did
         resumed = self.resume()
         if resumed is not None:
             return resumed
@@ -98,9 +99,11 @@ class ZoomJob(FramesJob):
 
     def build(self, image):
         # one network cut at every layer the schedule names; each frame's dreamer shares it
-        dreamer = build_dreamer(self.cfg, sum(self.objectives[1:], self.objectives[0]))
-        self.dreamers = [replace(dreamer, objective=objective) for objective in self.objectives] \
-            if len(self.objectives) > 1 else [dreamer]
+        dreamer = build_dreamer(self.cfg, sum(self.objectives[1:], self.objectives[0]), image=self.first_image,
+                                long_side=max(image.shape[-2:]))
+        terms = iter(dreamer.objective.terms)  # the schedule's terms in order, with what building added
+        self.dreamers = [replace(dreamer, objective=Objective(tuple(next(terms) for _ in objective.terms)))
+                         for objective in self.objectives] if len(self.objectives) > 1 else [dreamer]
         return dreamer
 
     def run(self, image, dreamer, observers):

@@ -243,6 +243,12 @@ def log_config(writer: SummaryWriter, cfg: DictConfig) -> None:
     writer.add_text("config", "\n".join("    " + line for line in text.splitlines()))  # markdown code block
 
 
+def log_picked_channels(writer: SummaryWriter, picked: Mapping[str, Mapping[str, Any]]) -> None:
+    """The channels {strongest: K} targets picked on the input, as the overrides that name them."""
+    lines = [f"    'target.{layer}=[{','.join(map(str, pick['channels']))}]'" for layer, pick in picked.items()]
+    writer.add_text("target/picked_channels", "\n".join(lines))
+
+
 def flatten_hparams(cfg: DictConfig) -> dict[str, Any]:
     """Config values TensorBoard's HParams dashboard can compare: scalars by dotted key."""
     skip = {"model.layers", "model.mean", "model.std", "model.kwargs"}  # preset data, not choices

@@ -239,7 +239,7 @@ class TogetherDreamJob(DreamJob):
 
     def dreamer(self, image: torch.Tensor) -> Dreamer:
         member = self.member
-        dreamer = build_dreamer(self.cfg, long_side=max(image.shape[-2:]), net=member.rendezvous.net,
+        dreamer = build_dreamer(self.cfg, image=image, net=member.rendezvous.net,
                                 dreamer_class=TogetherDreamer)
         dreamer.rendezvous, dreamer.member, dreamer.start = member.rendezvous, member.index, member.start
         return dreamer
