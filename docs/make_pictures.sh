@@ -8,6 +8,14 @@ runs=$(mktemp -d)
 # the sample photo and its dream, side by side
 python -m dreamrun model=efficientnet_lite0 target=block_12 octaves=3 log=none hydra.run.dir="$runs/coffee"
 
+# a masked dream: a feathered disc over the sample photo (docs/config.md, "Masks")
+python -c "from PIL import Image, ImageDraw
+mask = Image.new('L', (512, 341), 0)
+ImageDraw.Draw(mask).ellipse((150, 40, 420, 310), fill=255)
+mask.save('$runs/mask.png')"
+python -m dreamrun model=efficientnet_lite0 target=block_12 octaves=3 mask.path="$runs/mask.png" mask.feather=24 \
+    log=none hydra.run.dir="$runs/masked"
+
 # the zoom command of the README's "Zoom dreams" section
 python -m dreamrun mode=zoom model=efficientnet_lite0 input=noise input.size=192 zoom.frames=72 \
     zoom.steps_per_frame=8 zoom.factor=0.03 zoom.rotation=0.5 step_size=0.02 \
@@ -35,6 +43,14 @@ pair = Image.new("RGB", (2 * source.width + 8, source.height), "white")
 pair.paste(source, (0, 0))
 pair.paste(dream, (source.width + 8, 0))
 pair.save("docs/lite0_block_12_coffee.jpg", quality=85)
+
+images = [Image.open(runs / "masked/input.png"), Image.open(runs / "mask.png").convert("RGB"),
+          Image.open(runs / "masked/dream.png")]
+row = Image.new("RGB", (sum(i.width for i in images) + 16, images[0].height), "white")
+for k, image in enumerate(images):
+    row.paste(image, (k * (image.width + 8), 0))
+row.thumbnail((1200, 1200))
+row.save("docs/mask_lite0_coffee.jpg", quality=85)
 
 # every other frame at 160 px keeps the GIF small enough for a README
 with Image.open(runs / "zoom/zoom.gif") as gif:

@@ -18,6 +18,7 @@ from dreamrun.config.compose import compose_config
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import fit_long_side, load_image, to_rgb, to_tensor
+from dreamrun.inputs.masks import load_mask
 from dreamrun.jobs.dream import prepare, run_dream
 from dreamrun.jobs.skeleton import validate
 from dreamrun.nets.backends import backend_settings
@@ -43,7 +44,8 @@ CONFIG_KEYS = {"octaves": "octaves", "octave_scale": "octave_scale", "steps": "s
                "max_shift": "jitter.max_shift", "seed": "seed", "device": "device",
                "smoothing": "gradient.smoothing", "laplacian_levels": "gradient.laplacian_levels",
                "luminance_only": "gradient.luminance_only", "guide": "guide.path", "size": "input.size",
-               "weights": "model.weights", "target": "target", "upscale": "input.upscale"}
+               "weights": "model.weights", "target": "target", "upscale": "input.upscale",
+               "mask": "mask.path", "mask_feather": "mask.feather", "mask_invert": "mask.invert"}
 
 
 def dream(
@@ -61,6 +63,9 @@ def dream(
     seed: int = 0,
     device: str = "auto",
     guide: Optional[str | os.PathLike] = None,
+    mask: Optional[str | os.PathLike] = None,
+    mask_feather: float = 0.0,
+    mask_invert: bool = False,
     smoothing: float = 0.0,
     laplacian_levels: int = 0,
     luminance_only: bool = False,
@@ -73,7 +78,9 @@ def dream(
     None takes the model preset's default target. weights: the preset's default unless given (a
     weights name, a state-dict path, or None for random). size: the long side's maximum in px, a larger
     image is shrunk to first; by default the CLI's (input.size, 512 px as shipped), None keeps the image's
-    own size. upscale: enlarge a smaller image to size, too. guide: an image to dream towards (guide.path). smoothing,
+    own size. upscale: enlarge a smaller image to size, too. guide: an image to dream towards (guide.path).
+    mask: an image of where to dream (white: dream, black: keep exactly; mask.path), mask_feather its soft
+    edge in px, mask_invert to dream where it is black. smoothing,
     laplacian_levels, luminance_only: the gradient options (gradient.*), all off by default.
     progress: a bar of the steps (True), nothing (False), or by default one wherever a person watches:
     a notebook (Jupyter) or a terminal.
@@ -83,17 +90,20 @@ def dream(
     """
     try:
         return _dream(image, target, model, weights, octaves, octave_scale, steps, step_size, max_shift, size,
-                      seed, device, guide, smoothing, laplacian_levels, luminance_only, upscale, progress)
+                      seed, device, guide, mask, mask_feather, mask_invert, smoothing, laplacian_levels,
+                      luminance_only, upscale, progress)
     except DreamError as e:
         raise DreamError(in_api_terms(str(e))) from None
 
 
 def _dream(image, target, model, weights, octaves, octave_scale, steps, step_size, max_shift, size, seed, device,
-           guide, smoothing, laplacian_levels, luminance_only, upscale, progress) -> Image.Image:
+           guide, mask, mask_feather, mask_invert, smoothing, laplacian_levels, luminance_only, upscale,
+           progress) -> Image.Image:
     settings = {"octaves": octaves, "octave_scale": octave_scale, "steps": steps, "step_size": step_size,
                 "max_shift": max_shift, "seed": seed, "device": device, "smoothing": smoothing,
                 "laplacian_levels": laplacian_levels, "luminance_only": luminance_only, "upscale": upscale,
-                "guide": None if guide is None else str(guide)}
+                "guide": None if guide is None else str(guide), "mask": None if mask is None else str(mask),
+                "mask_feather": mask_feather, "mask_invert": mask_invert}
     if size is not _FROM_CONFIG:
         settings["size"] = size
     if weights is not _FROM_CONFIG:
@@ -113,12 +123,13 @@ def _dream(image, target, model, weights, octaves, octave_scale, steps, step_siz
         raise DreamError(f"image must be a PIL image or a path to one, not a {type(image).__name__}"
                          + CONVERSIONS.get(type(image).__name__, ""))
     image = to_tensor(fit_long_side(pil, cfg.input.size, cfg.input.upscale))
+    where = load_mask(cfg.mask, tuple(image.shape[-2:]))
     dreamer = prepare(cfg, *image.shape[-2:], image=image)
     watched = in_notebook() or sys.stderr.isatty()
     bar = ProgressBar(watched if progress is None else progress, notebook=in_notebook())
     with backend_settings(dreamer.backends):  # as a job's skeleton sets them
         try:
-            result = run_dream(cfg, image, dreamer, observers=[bar])
+            result = run_dream(cfg, image, dreamer, observers=[bar], mask=where)
         finally:
             bar.close()
     dreamed = to_pil(result.image)

@@ -73,6 +73,13 @@ class GuideConfig:
 
 
 @dataclass
+class MaskConfig:
+    path: Optional[str] = None  # white = dream, black = keep, grey = partly; any size, resized to the input
+    feather: float = 0.0  # px of soft edge (a Gaussian blur of the mask, sigma = feather / 2)
+    invert: bool = False  # black = dream, white = keep
+
+
+@dataclass
 class GradientConfig:
     smoothing: float = 0.0  # sigma in px of a Gaussian cascade over the gradient; 0 = off
     laplacian_levels: int = 0  # Laplacian-pyramid normalisation of the gradient over N levels; 0 = off
@@ -139,6 +146,7 @@ class DreamConfig:
     # logits -> {classes: [index or name, ...], weight: float}
     target: Dict[str, Any] = field(default_factory=dict)
     guide: GuideConfig = field(default_factory=GuideConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
     gradient: GradientConfig = field(default_factory=GradientConfig)
     jitter: JitterConfig = field(default_factory=JitterConfig)
     input: InputConfig = field(default_factory=InputConfig)

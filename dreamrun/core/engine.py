@@ -40,12 +40,15 @@ def unroll(image: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
 def ascent_step(
     image: torch.Tensor, objective: ObjectiveFn, step_size: float, shift: tuple[int, int],
     tile_size: Optional[int] = None, gradient_filter: Optional[GradientFilter] = None,
+    mask: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One jittered, normalised gradient-ascent step.
 
     Returns the new image and the step's values: loss, grad_norm and whatever else the
     objective reported, all detached. With tile_size the roll also moves the tile seams.
-    gradient_filter (gradient -> ascent direction) runs on the unrolled gradient.
+    gradient_filter (gradient -> ascent direction) runs on the unrolled gradient. mask (1, 1, h, w)
+    in [0, 1] scales the step pixel by pixel (normalised over the whole image, so the step inside a
+    mask is as large as an unmasked dream's there).
     """
     grad, values = gradient(roll(image, shift), objective, tile_size)
     grad = unroll(grad, shift)
@@ -53,7 +56,8 @@ def ascent_step(
     direction = gradient_filter(grad) if gradient_filter else grad
     # normalise by the mean |direction| so step_size is the mean pixel change, whatever the layer's scale
     # (a fixed epsilon like 1e-8 would swamp the tiny gradients of randomly initialised networks)
-    image = image + step_size * direction / direction.abs().mean().clamp_min(1e-30)
+    step = step_size * direction / direction.abs().mean().clamp_min(1e-30)
+    image = image + (step if mask is None else step * mask)
     return image.clamp(0.0, 1.0), {**values, "grad_norm": grad_norm}
 
 
@@ -75,9 +79,10 @@ class Ascent:
 
 
 def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, generator: torch.Generator,
-          observers: Sequence[Observer] = ()) -> torch.Tensor:
+          observers: Sequence[Observer] = (), mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Dream on image (1, 3, H, W) in [0, 1] as ascent says, the jitter drawn from generator; returns a
-    dream of the same shape."""
+    dream of the same shape. mask (1, 1, H, W) in [0, 1]: where it may dream; where it is 0 the dream
+    is the image exactly, where it is m the dream is image + m * (the masked dream's change)."""
     height, width = image.shape[-2:]
     sizes = octave_sizes(height, width, ascent.octaves, ascent.octave_scale)
     steps = ascent.steps
@@ -92,11 +97,12 @@ def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, genera
         base = resize(image, size)  # (1, 3, h, w)
         detail = resize(detail, size)  # carry the dreamed detail up to this octave
         dreamed = (base + detail).clamp(0.0, 1.0)
+        octave_mask = None if mask is None else resize(mask, size)
         first_bad_step = torch.tensor(-1, device=image.device)
         for step in range(steps):
             shift = random_shift(ascent.max_shift, generator)
             stepped, values = ascent_step(dreamed, objective, ascent.step_size, shift, ascent.tile_size,
-                                          filter_gradient)
+                                          filter_gradient, octave_mask)
             # a NaN or inf step is not taken; it is reported at the octave's end, so the loop
             # never waits on the GPU to look at the loss
             finite = torch.isfinite(values["loss"]) & torch.isfinite(values["grad_norm"])
@@ -111,6 +117,8 @@ def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, genera
         detail = dreamed - base
         for obs in observers:
             obs.on_octave_end(octave=octave, global_step=global_step, image=dreamed)
+    if mask is not None:  # the detail carried up the octaves spreads past the mask's edge as it is resized
+        dreamed = image + mask * (dreamed - image)
     for obs in observers:
         obs.on_dream_end(image=dreamed)
     return dreamed.detach()

@@ -51,6 +51,7 @@ def video_dream(
     previous: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     total: Optional[int] = None,
     observers: Sequence[Observer] = (),
+    mask: Optional[torch.Tensor] = None,
 ) -> Optional[torch.Tensor]:
     """Dream frames start, start+1, … of a video; returns the last dream (None if there was no frame).
 
@@ -59,6 +60,7 @@ def video_dream(
     every next frame as `each` (fewer octaves and steps), from frame_start, its steps held back by `hold` where the previous
     dream was carried (hold_carried). flow: an OpenCV flow method (dis, farneback) or
     None for the plain blend. total: how many frames there will be, for the observers (None: unknown).
+    mask (1, 1, H, W): where frames are dreamed; where it is 0 each frame is the video's own.
     """
     previous_frame, previous_dream = previous if previous else (None, None)
     for obs in observers:
@@ -69,9 +71,13 @@ def video_dream(
         if figures is not None:
             for obs in observers:
                 obs.on_flow(frame=index, magnitude=figures["magnitude"], occluded=figures["occluded"])
-        dreamed = dream(image, objective, first if index == 0 else each, generator=generator, observers=observers)
+        dreamed = dream(image, objective, first if index == 0 else each, generator=generator, observers=observers,
+                        mask=mask)
         # quantized as its PNG holds it: a resumed video goes on from exactly these pixels
-        dreamed = quantize(hold_carried(image, dreamed, carried, hold))
+        dreamed = hold_carried(image, dreamed, carried, hold)
+        if mask is not None:  # against the frame itself: the dream carried from the last frame stops at the mask too
+            dreamed = frame + mask * (dreamed - frame)
+        dreamed = quantize(dreamed)
         for obs in observers:
             obs.on_frame(frame=index, image=dreamed, rng_state=generator.get_state())
         previous_frame, previous_dream = frame, dreamed

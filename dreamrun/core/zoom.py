@@ -4,7 +4,7 @@ Pure like the engine: tensors and plain parameters in, frames reported to observ
 (`on_frames_start`, `on_frame`, `on_frames_end`) beside the engine's own per-step hooks.
 """
 import math
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -46,18 +46,20 @@ def zoom_dream(
     generator: torch.Generator,
     start: int = 0,
     observers: Sequence[Observer] = (),
+    mask: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Frames start … frames-1 of a zoom dream, each dreamed as ascent says; returns the last.
 
     image: (1, 3, H, W) in [0, 1], the input for start == 0, else frame start-1. Frame k > 0 is
-    frame k-1 zoomed in and dreamed on again; frame 0 is the dreamed input.
+    frame k-1 zoomed in and dreamed on again; frame 0 is the dreamed input. mask (1, 1, H, W): where
+    every frame is dreamed (engine.dream); elsewhere the zoom only zooms.
     """
     for obs in observers:
         obs.on_frames_start(frames=frames, start=start)
     for frame in range(start, frames):
         if frame > 0:
             image = zoom_in(image, factor, rotation)
-        image = dream(image, objective_for_frame(frame), ascent, generator=generator, observers=observers)
+        image = dream(image, objective_for_frame(frame), ascent, generator=generator, observers=observers, mask=mask)
         image = quantize(image)
         for obs in observers:
             obs.on_frame(frame=frame, image=image, rng_state=generator.get_state())

@@ -53,9 +53,9 @@ def objective_gain(before: float, after: float) -> Optional[float]:
 
 
 def run_dream(cfg: DreamConfig, image: torch.Tensor, dreamer: Dreamer,
-              observers: Sequence[Observer] = ()) -> DreamResult:
-    """Dream on image (1, 3, H, W) in [0, 1] as cfg says, with a dreamer prepared for it; returns the dream
-    and its metrics. The caller sets the dreamer's CUDA backend flags around it (nets.backends: the
+              observers: Sequence[Observer] = (), mask: Optional[torch.Tensor] = None) -> DreamResult:
+    """Dream on image (1, 3, H, W) in [0, 1] as cfg says, with a dreamer prepared for it, where mask
+    (1, 1, H, W; inputs.masks) lets it; returns the dream and its metrics. The caller sets the dreamer's CUDA backend flags around it (nets.backends: the
     skeleton does, and dream())."""
     about, climb = describe(cfg, dreamer), ascent(cfg, dreamer)
     device = dreamer.device
@@ -65,7 +65,8 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, dreamer: Dreamer,
     image = image.to(device)
     before = dreamer.activations(image)
     start = time.perf_counter()
-    dreamed = engine.dream(image, dreamer, climb, generator=generator, observers=observers)
+    dreamed = engine.dream(image, dreamer, climb, generator=generator, observers=observers,
+                           mask=None if mask is None else mask.to(device))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -82,6 +83,7 @@ def run_dream(cfg: DreamConfig, image: torch.Tensor, dreamer: Dreamer,
         "steps": cfg.octaves * cfg.steps,
         **about,
         "guide": cfg.guide.path,
+        "mask": cfg.mask.path,
         "size": [width, height],
         "targets": {name: {"before": before[name], "after": after[name], "weight": weights[name]}
                     for name in before},
@@ -132,7 +134,7 @@ class DreamJob(JobKind):
 
     def run(self, image, dreamer, observers):
         cfg = self.cfg
-        result = run_dream(cfg, image, dreamer, observers)
+        result = run_dream(cfg, image, dreamer, observers, mask=self.mask)
         output = self.run_dir / OUTPUT_FILES["dream"]
         save_png(to_pil(result.image), output, self.recipe)
         save_json(result.metrics, self.run_dir / OUTPUT_FILES["metrics"])

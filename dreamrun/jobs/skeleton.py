@@ -31,6 +31,7 @@ from dreamrun.core.engine import NonFiniteError
 from dreamrun.core.observers import LastStep, Observer
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import fit_long_side, load_image, noise, sample_image, size_note, to_tensor
+from dreamrun.inputs.masks import load_mask
 from dreamrun.jobs import interrupts
 from dreamrun.jobs.claim import claim, release
 from dreamrun.jobs.dreamer import Dreamer
@@ -61,6 +62,7 @@ class JobKind:
         self.run_dir = Path(run_dir)
         self.progress = progress  # progress bars: None draws them when stderr is a terminal
         self.input_note = ""  # how the input's size was set (resized, or kept though small): said once it dreams
+        self.mask: Optional[torch.Tensor] = None  # (1, 1, H, W): where it may dream (mask.path), once the input loads
         self.recipe: dict[str, str] = {}  # the PNG text chunks that remake its dream (outputs.recipe), once built
 
     def validate(self) -> None:
@@ -69,6 +71,7 @@ class JobKind:
     def load_input(self) -> torch.Tensor:
         """The image to start from, (1, 3, H, W) in [0, 1] on the CPU; input_note says how its size was set."""
         image, self.input_note = _input_image(self.cfg, torch.Generator().manual_seed(self.cfg.seed))
+        self.mask = load_mask(self.cfg.mask, tuple(image.shape[-2:]))
         return image
 
     def build(self, image: torch.Tensor) -> Dreamer:
@@ -179,6 +182,8 @@ def validate(cfg: DreamConfig) -> None:
          f"input.size must be between 1 and {MAX_SIDE} px (or null), got {cfg.input.size}"),
         (cfg.guide.size is None or 1 <= cfg.guide.size <= MAX_SIDE,
          f"guide.size must be between 1 and {MAX_SIDE} px (or null), got {cfg.guide.size}"),
+        (math.isfinite(cfg.mask.feather) and cfg.mask.feather >= 0,
+         f"mask.feather must be 0 (a hard edge) or more px, got {cfg.mask.feather}"),
         (math.isfinite(cfg.gradient.smoothing) and cfg.gradient.smoothing >= 0,
          f"gradient.smoothing must be 0 (off) or a sigma in px, got {cfg.gradient.smoothing}"),
         (cfg.gradient.laplacian_levels >= 0,

@@ -26,6 +26,7 @@ from dreamrun.core.octaves import check_octaves
 from dreamrun.core.video import video_dream
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import size_note
+from dreamrun.inputs.masks import load_mask
 from dreamrun.inputs.video import VideoInfo, frames_expected, probe, read_frames, require_video_libraries
 from dreamrun.jobs.dreamer import ascent, build_dreamer, describe
 from dreamrun.jobs.frame_files import FramesJob
@@ -82,6 +83,7 @@ class VideoJob(FramesJob):
         if (stored[0] > stored[1]) != (width > height):  # a portrait video stored sideways, turned upright
             stored = stored[::-1]
         self.input_note = size_note(stored, (width, height), cfg.input.size, what="video frames")
+        self.mask = load_mask(cfg.mask, (height, width))
         for key, octaves in (("octaves", cfg.octaves), ("video.octaves", cfg.video.octaves)):
             check_octaves(height, width, octaves, cfg.octave_scale, cfg.model.min_size,
                           what="the video's frames are too small:", key=key, max_side=cfg.input.size,
@@ -125,7 +127,8 @@ class VideoJob(FramesJob):
                                                                 steps=video.steps_per_frame),
                         blend=video.blend, hold=video.hold, flow=video.flow_method.value if video.flow else None,
                         generator=self.generator, start=self.start, previous=previous,
-                        total=frames_expected(self.info, video.every, video.max_frames), observers=observers)
+                        total=frames_expected(self.info, video.every, video.max_frames), observers=observers,
+                        mask=None if self.mask is None else self.mask.to(dreamer.device))
         seconds = time.perf_counter() - clock
         made = max(0, self.frames - self.start)
         fps = self.info.fps / video.every

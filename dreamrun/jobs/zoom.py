@@ -114,7 +114,8 @@ class ZoomJob(FramesJob):
                        lambda frame: self.dreamers[frame // zoom.frames_per_target % len(self.dreamers)],
                        ascent(cfg, dreamer, octaves=zoom.octaves, steps=zoom.steps_per_frame),
                        frames=zoom.frames, start=self.start, factor=zoom.factor, rotation=zoom.rotation,
-                       generator=self.generator, observers=observers)
+                       generator=self.generator, observers=observers,
+                       mask=None if self.mask is None else self.mask.to(dreamer.device))
         seconds = time.perf_counter() - clock
         result = _write_outputs(cfg, self.run_dir, self.board)
         made = max(0, zoom.frames - self.start)
