@@ -16,6 +16,12 @@ mask.save('$runs/mask.png')"
 python -m dreamrun model=efficientnet_lite0 target=block_12 octaves=3 mask.path="$runs/mask.png" mask.feather=24 \
     log=none hydra.run.dir="$runs/masked"
 
+# a seamless dream from noise, and a plain one, each tiled 2x2 (docs/config.md, "Seamless tiles")
+for seamless in true false; do
+    python -m dreamrun model=efficientnet_lite0 target=block_10 input=noise input.size=192 octaves=4 steps=20 \
+        step_size=0.02 seamless=$seamless log=none hydra.run.dir="$runs/seamless_$seamless"
+done
+
 # the zoom command of the README's "Zoom dreams" section
 python -m dreamrun mode=zoom model=efficientnet_lite0 input=noise input.size=192 zoom.frames=72 \
     zoom.steps_per_frame=8 zoom.factor=0.03 zoom.rotation=0.5 step_size=0.02 \
@@ -51,6 +57,19 @@ for k, image in enumerate(images):
     row.paste(image, (k * (image.width + 8), 0))
 row.thumbnail((1200, 1200))
 row.save("docs/mask_lite0_coffee.jpg", quality=85)
+
+grids = []
+for seamless in ("true", "false"):
+    dream = Image.open(runs / f"seamless_{seamless}/dream.png")
+    grid = Image.new("RGB", (2 * dream.width, 2 * dream.height))
+    for x in (0, dream.width):
+        for y in (0, dream.height):
+            grid.paste(dream, (x, y))
+    grids.append(grid)
+row = Image.new("RGB", (2 * grids[0].width + 16, grids[0].height), "white")
+row.paste(grids[0], (0, 0))
+row.paste(grids[1], (grids[0].width + 16, 0))
+row.save("docs/seamless_lite0_tiles.jpg", quality=85)
 
 # every other frame at 160 px keeps the GIF small enough for a README
 with Image.open(runs / "zoom/zoom.gif") as gif:

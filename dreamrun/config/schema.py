@@ -160,6 +160,7 @@ class DreamConfig:
     precision: Precision = Precision.auto
     channels_last: bool = True
     compile: bool = False  # torch.compile the network: faster steps after minutes of compiling on CPU
+    seamless: bool = False  # a dream that tiles: the network sees the image on a torus (nets.torus)
     tile: TileConfig = field(default_factory=TileConfig)
     mode: Mode = Mode.dream
     zoom: ZoomConfig = field(default_factory=ZoomConfig)

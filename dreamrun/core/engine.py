@@ -76,6 +76,7 @@ class Ascent:
     smoothing: float = 0.0  # sigma in px of the gradient's Gaussian smoothing cascade
     luminance_only: bool = False  # the gradient's luminance alone, on every channel
     laplacian_levels: int = 0  # levels of Laplacian-pyramid normalisation
+    seamless: bool = False  # the image is a tile of a periodic one: octaves resize it wrapping around
 
 
 def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, generator: torch.Generator,
@@ -91,13 +92,14 @@ def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, genera
     for obs in observers:
         obs.on_dream_start(sizes=sizes, steps=steps)
 
-    detail = torch.zeros_like(resize(image, sizes[0]))
+    wrap = ascent.seamless
+    detail = torch.zeros_like(resize(image, sizes[0], wrap))
     global_step = 0
     for octave, size in enumerate(sizes):
-        base = resize(image, size)  # (1, 3, h, w)
-        detail = resize(detail, size)  # carry the dreamed detail up to this octave
+        base = resize(image, size, wrap)  # (1, 3, h, w)
+        detail = resize(detail, size, wrap)  # carry the dreamed detail up to this octave
         dreamed = (base + detail).clamp(0.0, 1.0)
-        octave_mask = None if mask is None else resize(mask, size)
+        octave_mask = None if mask is None else resize(mask, size, wrap)
         first_bad_step = torch.tensor(-1, device=image.device)
         for step in range(steps):
             shift = random_shift(ascent.max_shift, generator)

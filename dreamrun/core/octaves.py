@@ -44,9 +44,26 @@ def check_octaves(height: int, width: int, octaves: int, scale: float, min_size:
         )
 
 
-def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of (B, C, H, W); antialiased when shrinking so octaves don't alias."""
+def resize(image: torch.Tensor, size: tuple[int, int], wrap: bool = False) -> torch.Tensor:
+    """Bilinear resize of (B, C, H, W); antialiased when shrinking so octaves don't alias. wrap: the image
+    is a tile of a periodic one (a seamless dream), so its edges blend with the opposite edges."""
     if tuple(image.shape[-2:]) == tuple(size):
         return image
+    if wrap:
+        rows = periodic_weights(image.shape[-2], size[0], image.device)  # (h, H)
+        columns = periodic_weights(image.shape[-1], size[1], image.device)  # (w, W)
+        return torch.einsum("hH,bcHW,wW->bchw", rows, image.float(), columns).to(image.dtype)
     shrinking = size[0] < image.shape[-2] or size[1] < image.shape[-1]
     return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
+
+def periodic_weights(length: int, new_length: int, device: torch.device) -> torch.Tensor:
+    """(new_length, length): linear interpolation of a periodic signal, its triangle filter widened when
+    shrinking (antialiasing, as bilinear resizing does), every distance measured around the circle."""
+    scale = length / new_length
+    width = max(scale, 1.0)
+    centres = (torch.arange(new_length, device=device) + 0.5) * scale - 0.5  # where each new sample lies
+    distance = torch.arange(length, device=device)[None, :] - centres[:, None]
+    distance = torch.remainder(distance + length / 2, length) - length / 2
+    weights = (1 - distance.abs() / width).clamp_min(0)
+    return weights / weights.sum(dim=1, keepdim=True)

@@ -1,9 +1,10 @@
 """What a job dreams with, built from its config: the device, the objective compiled from the target
 dictionary, and the network cut at the objective's layers (with a guide image folded in)."""
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, ContextManager, Optional
 
 import torch
 from omegaconf import OmegaConf
@@ -19,6 +20,7 @@ from dreamrun.nets.backends import BackendSettings, autotune
 from dreamrun.nets.build import build_architecture, build_model, class_names, weights_to_download
 from dreamrun.nets.feature_net import FeatureNet, channel_counts, feature_net
 from dreamrun.nets.precision import autocast_dtype
+from dreamrun.nets.torus import on_a_torus
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +35,17 @@ class Dreamer:
     tile_size: Optional[int] = None  # gradient tiles of at most this side; None: whole image
     # the CUDA flags it dreams under; None where jobs dreaming together share a network and its launcher sets them
     backends: Optional[BackendSettings] = None
+    seamless: bool = False  # the network sees the image on a torus (nets.torus)
     _recent: tuple | None = field(default=None, repr=False)
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """The engine's objective: the loss, and each target's activation for the observers."""
-        return self.values(self.net(image), tuple(image.shape[-2:]))
+        with self._surface():
+            acts = self.net(image)
+        return self.values(acts, tuple(image.shape[-2:]))
+
+    def _surface(self) -> ContextManager:
+        return on_a_torus() if self.seamless else nullcontext()
 
     def values(self, acts: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
         """The objective's values on the activations of one image of this (H, W)."""
@@ -68,7 +76,8 @@ class Dreamer:
     @torch.no_grad()
     def inspect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """The target layers' activations for image, outside the ascent."""
-        return self.net(image.to(self.device))
+        with self._surface():
+            return self.net(image.to(self.device))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -136,11 +145,12 @@ def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, im
         objective = picked_on(objective, net, image, device)
     if guide_activations is not None:
         objective = guided(objective, guide_activations)
-    dreamer = dreamer_class(net, objective, device, backends=backends)
+    dreamer = dreamer_class(net, objective, device, backends=backends, seamless=cfg.seamless)
     if not own:
         return dreamer
     obstacle = objective.tiling_obstacle() or (None if cfg.model.tileable else (
-        f"{cfg.model.name}'s unpadded convolutions shrink each tile's feature maps (model.tileable=false)"))
+        f"{cfg.model.name}'s unpadded convolutions shrink each tile's feature maps (model.tileable=false)")) or (
+        "seamless=true: the network sees the whole image on a torus" if cfg.seamless else None)
     long_side = long_side or (max(image.shape[-2:]) if image is not None else cfg.input.size)
     dreamer.tile_size, note = resolve_tile_size(cfg.tile.size, dreamer, device, cfg.model.min_size, obstacle,
                                                 long_side=long_side)
@@ -205,7 +215,8 @@ def ascent(cfg: DreamConfig, dreamer: Dreamer, *, octaves: Optional[int] = None,
     return Ascent(octaves=cfg.octaves if octaves is None else octaves, octave_scale=cfg.octave_scale,
                   steps=cfg.steps if steps is None else steps, step_size=cfg.step_size,
                   max_shift=cfg.jitter.max_shift, tile_size=dreamer.tile_size, smoothing=cfg.gradient.smoothing,
-                  luminance_only=cfg.gradient.luminance_only, laplacian_levels=cfg.gradient.laplacian_levels)
+                  luminance_only=cfg.gradient.luminance_only, laplacian_levels=cfg.gradient.laplacian_levels,
+                  seamless=cfg.seamless)
 
 
 def describe(cfg: DreamConfig, dreamer: Dreamer) -> dict[str, Any]:

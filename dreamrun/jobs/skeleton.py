@@ -29,6 +29,7 @@ with warnings.catch_warnings():  # tqdm.contrib imports tqdm.auto, which warns i
 from dreamrun.config.schema import DreamConfig, InputKind, Mode
 from dreamrun.core.engine import NonFiniteError
 from dreamrun.core.observers import LastStep, Observer
+from dreamrun.core.tiles import NEVER_TILE
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import fit_long_side, load_image, noise, sample_image, size_note, to_tensor
 from dreamrun.inputs.masks import load_mask
@@ -200,6 +201,15 @@ def validate(cfg: DreamConfig) -> None:
     if cfg.input.kind == InputKind.video and cfg.mode != Mode.video:
         raise DreamError(f"input=video is dreamed frame by frame with mode=video, not mode={cfg.mode.value}: "
                          "add mode=video")
+    if cfg.seamless and cfg.mode != Mode.dream:
+        raise DreamError(f"seamless=true makes one tileable dream (mode=dream); a {cfg.mode.value}'s frames are not "
+                         "tiles: drop seamless=true")
+    if cfg.seamless and cfg.compile:
+        raise DreamError("seamless=true wraps the network's padding as it runs, which torch.compile does not see: "
+                         "use compile=false")
+    if cfg.seamless and cfg.tile.size not in (*NEVER_TILE, "auto"):
+        raise DreamError(f"seamless=true dreams the whole image on a torus, which tile.size={cfg.tile.size} would "
+                         "cut into tiles: use tile.size=auto or null")
     if cfg.input.kind == InputKind.noise and cfg.input.size is None:
         raise DreamError("input=noise needs input.size (the side of the noise image in px)")
 

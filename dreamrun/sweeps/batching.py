@@ -50,9 +50,9 @@ def group_key(cfg: DreamConfig) -> Optional[str]:
     """What jobs must share to dream in one batch, as text; None for a job that dreams alone.
 
     Random weights (model.weights=null) are drawn from the job's seed, so there the seed is shared too.
-    Guided dreams, zooms and explicitly tiled dreams dream alone.
+    Guided, seamless and explicitly tiled dreams, and zooms, dream alone.
     """
-    if cfg.mode != Mode.dream or cfg.guide.path or cfg.tile.size not in (*NEVER_TILE, "auto"):
+    if cfg.mode != Mode.dream or cfg.guide.path or cfg.seamless or cfg.tile.size not in (*NEVER_TILE, "auto"):
         return None
     shared = OmegaConf.masked_copy(cfg, GROUP_KEYS)
     if cfg.model.weights is None:
