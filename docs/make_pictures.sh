@@ -27,6 +27,12 @@ python -m dreamrun mode=zoom model=efficientnet_lite0 input=noise input.size=192
     zoom.steps_per_frame=8 zoom.factor=0.03 zoom.rotation=0.5 step_size=0.02 \
     '~target.block_12' '+target.block_10=[5,17,40]' log=none hydra.run.dir="$runs/zoom"
 
+# the keyframed zoom of docs/zoom-and-video.md, "Keyframed motion"
+python -m dreamrun mode=zoom model=efficientnet_lite0 input=noise input.size=192 zoom.frames=72 zoom.steps_per_frame=8 \
+    'zoom.rotation={0: 0, 36: 3, 71: -3}' 'zoom.shift={0: [0, 0], 71: [4, 0]}' 'zoom.factor={0: 0.01, 71: 0.05}' \
+    zoom.easing=smooth 'target.block_12={channels: [5, 17, 40], weight: {0: 1, 71: 3}}' step_size=0.02 \
+    log=none hydra.run.dir="$runs/keyframes"
+
 # the video of the README's "Video dreams" section: a pan over the sample photo, dreamed; its preview.gif
 python -c "import sys; from pathlib import Path; sys.path.insert(0, '.')
 from benchmarks.video_flicker import panning_clip
@@ -77,6 +83,13 @@ with Image.open(runs / "zoom/zoom.gif") as gif:
     frames = [frame.convert("RGB").resize((160, 160), Image.LANCZOS)
               for i, frame in enumerate(ImageSequence.Iterator(gif)) if i % 2 == 0]
 frames[0].save("docs/zoom_lite0_block_10.gif", save_all=True, append_images=frames[1:],
+               duration=2 * duration, loop=0, optimize=True)
+
+with Image.open(runs / "keyframes/zoom.gif") as gif:
+    duration = gif.info.get("duration", 83)
+    frames = [frame.convert("RGB").resize((160, 160), Image.LANCZOS)
+              for i, frame in enumerate(ImageSequence.Iterator(gif)) if i % 2 == 0]
+frames[0].save("docs/zoom_lite0_keyframes.gif", save_all=True, append_images=frames[1:],
                duration=2 * duration, loop=0, optimize=True)
 
 with Image.open(runs / "video/preview.gif") as gif:  # dreamrun's own preview, optimised

@@ -310,13 +310,14 @@ def test_without_pyav_the_error_says_what_to_install(compose_cfg, tmp_path, clip
 
 def test_the_video_progress_bar_counts_frames_with_an_eta(capsys):
     from dreamrun.core.engine import Ascent
+    from dreamrun.core.frames import FrameSettings
     from dreamrun.core.video import video_dream
     from dreamrun.outputs.progress import FrameProgressBar
 
     frames = [torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(k)) for k in range(3)]
     one_step = Ascent(octaves=1, steps=1, max_shift=0)
-    video_dream(frames, lambda x: x.pow(2).mean(), first=one_step, each=one_step, blend=0.5, hold=0.5,
-                flow=None, generator=torch.Generator(), total=3,
+    settings = FrameSettings(lambda x: x.pow(2).mean(), one_step)
+    video_dream(frames, lambda frame: settings, blend=0.5, hold=0.5, flow=None, generator=torch.Generator(), total=3,
                 observers=[FrameProgressBar(enabled=True, description="video")])
     err = capsys.readouterr().err
     assert "video" in err and "3/3" in err and "frame" in err and "<00:00" in err  # elapsed<remaining

@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import REPO, TINY, ZOOM, run_cli, start_cli
 from dreamrun.core.engine import Ascent
+from dreamrun.core.frames import FrameSettings
 from dreamrun.core.zoom import zoom_dream, zoom_in
 from dreamrun.errors import DreamError
 from dreamrun.inputs.video import read_frames
@@ -62,9 +63,9 @@ def test_zoom_keeps_the_size_and_the_value_range():
 
 
 def test_frame_progress_bar_counts_frames(capsys):
-    zoom_dream(torch.full((1, 3, 32, 32), 0.5), lambda frame: (lambda x: x.pow(2).mean()),
-               Ascent(octaves=1, steps=1, max_shift=0), frames=3, factor=0.02, rotation=0.0,
-               generator=torch.Generator(), observers=[FrameProgressBar(enabled=True)])
+    settings = FrameSettings(lambda x: x.pow(2).mean(), Ascent(octaves=1, steps=1, max_shift=0), factor=0.02)
+    zoom_dream(torch.full((1, 3, 32, 32), 0.5), lambda frame: settings, frames=3, generator=torch.Generator(),
+               observers=[FrameProgressBar(enabled=True)])
     err = capsys.readouterr().err
     assert "zoom" in err and "3/3" in err and "frame" in err
 
@@ -114,10 +115,14 @@ def test_zoom_settings_are_checked(compose_cfg, tmp_path):
             run_job(ZoomJob(compose_cfg(*ZOOM, override), tmp_path / override, progress=False))
 
 
+ROTATION = {0: 0, 5: 4}  # keyframed: a resumed zoom must go on along the same curves
+
+
 def _zoom_cli(run_dir, *extra):
     # 25 steps a frame at 96 px: slow enough (~0.3 s a frame) to be killed between frames
     return [sys.executable, "-m", "dreamrun", *ZOOM, "input.size=96", "zoom.frames=6", "zoom.steps_per_frame=25",
-            "zoom.rotation=2", f"hydra.run.dir={run_dir}", *extra]
+            f"zoom.rotation={ROTATION}", "zoom.shift={1: [0, 0], 4: [3, -2]}", "step_size={0: 0.01, 5: 0.02}",
+            "target.block_12={channels: all, weight: {0: 1, 5: 0.25}}", f"hydra.run.dir={run_dir}", *extra]
 
 
 def _saved_frame(run_dir) -> int:
@@ -147,6 +152,7 @@ def test_a_stopped_zoom_resumes_to_the_same_frames_as_an_uninterrupted_one(tmp_p
         assert not list(killed_dir.rglob(".*.tmp"))
     state = json.loads((killed_dir / "zoom_state.json").read_text())
     assert 1 <= state["frame"] < 5, "the kill should land midway"
+    assert state["values"]["rotation"] == pytest.approx(np.interp(state["frame"], list(ROTATION), list(ROTATION.values())))
 
     resumed = subprocess.run(_zoom_cli(killed_dir, "resume=true"), cwd=REPO, capture_output=True, text=True,
                              timeout=300)

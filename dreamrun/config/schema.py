@@ -106,12 +106,20 @@ class AnimationFormat(Enum):
     webp = "webp"
 
 
+class Easing(Enum):
+    linear = "linear"
+    smooth = "smooth"
+
+
 @dataclass
 class ZoomConfig:
     frames: int = 60
-    steps_per_frame: int = 5
-    factor: float = 0.02  # the part of each side cropped away per frame, then resampled back up
-    rotation: float = 0.0  # degrees per frame, counter-clockwise
+    # these four take a number, or keyframes {frame: value, ...} interpolated between (core.keyframes)
+    steps_per_frame: Any = 5
+    factor: Any = 0.02  # the part of each side cropped away per frame, then resampled back up
+    rotation: Any = 0.0  # degrees per frame, counter-clockwise
+    shift: Any = None  # [x, y]: px the view moves per frame (null: it stays centred)
+    easing: Easing = Easing.linear  # between keyframes: linear, or smooth (each segment starts and ends at rest)
     octaves: int = 1  # octaves per frame
     fps: float = 15.0
     animation: AnimationFormat = AnimationFormat.gif  # zoom.gif or zoom.webp; zoom.mp4 too where ffmpeg is
@@ -130,12 +138,13 @@ class FlowMethod(Enum):
 class VideoConfig:
     max_frames: Optional[int] = None  # dream at most this many frames (after `every`); None: all
     every: int = 1  # take every n-th frame of the input (dream.mp4 plays at the input's fps / every)
-    steps_per_frame: int = 5  # frame 0 is a normal dream (octaves x steps); each next frame takes these
+    steps_per_frame: Any = 5  # frame 0 is a normal dream (octaves x steps); each next frame takes these (or keyframes)
     octaves: int = 2  # octaves per frame after the first
     blend: float = 0.9  # how much of the previous dream a frame starts from (0: independent frames)
     hold: float = 0.5  # where the previous dream was carried, the part of its new steps a frame holds back
     flow: bool = True  # carry the previous dream along the optical flow (false: a plain blend in place)
     flow_method: FlowMethod = FlowMethod.dis
+    easing: Easing = Easing.linear  # between keyframes of step_size, steps_per_frame and target weights
     log_every: int = 10  # frames between frame images in TensorBoard
 
 
@@ -154,7 +163,7 @@ class DreamConfig:
     octaves: int = 4
     octave_scale: float = 1.4
     steps: int = 10
-    step_size: float = 0.01
+    step_size: Any = 0.01  # a number; for a zoom or a video also keyframes {frame: value, ...}
     seed: int = 0
     device: str = "auto"
     precision: Precision = Precision.auto

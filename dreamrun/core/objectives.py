@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 
+from dreamrun.core.keyframes import Curve, curve
 from dreamrun.errors import DreamError
 
 Activations = Mapping[str, torch.Tensor]  # layer name -> (B, C, H, W), or (B, K) for logits
@@ -59,6 +60,7 @@ class Term:
     reduction: str = "mean_square"  # a key of REDUCTIONS
     guide: Optional[torch.Tensor] = field(default=None, compare=False)  # (C', M): replaces the reduction
     pick: Optional[tuple[str, int]] = None  # ("strongest" | "weakest", K): channels picked on the input (pick_channels)
+    weight_curve: Optional[Curve] = field(default=None, compare=False)  # keyframes {frame: weight}: see at_frame
 
     def __post_init__(self):
         if self.channels is not None:  # a list from Python code: hashable and cached like parse_target's tuples
@@ -120,6 +122,18 @@ class Objective:
     def activations(self, activations: Activations) -> dict[str, torch.Tensor]:
         """Each term's unweighted activation, by term name."""
         return {t.name: t.activation(activations) for t in self.terms}
+
+    @property
+    def keyframed(self) -> bool:
+        """Whether a term's weight changes from frame to frame (keyframes: a zoom's or a video's)."""
+        return any(t.weight_curve is not None and not t.weight_curve.constant for t in self.terms)
+
+    def at_frame(self, frame: int, easing: str = "linear") -> "Objective":
+        """The objective at this frame: each keyframed weight at its value there."""
+        if not self.keyframed:
+            return self
+        return Objective(tuple(replace(t, weight=float(t.weight_curve.at(frame, easing))) if t.weight_curve else t
+                               for t in self.terms))
 
     @property
     def unpicked(self) -> bool:
@@ -241,7 +255,11 @@ def _term(layer: str, spec: Mapping[str, Any], class_names: Optional[Sequence[st
     reduction = spec.get("reduction", "mean" if "classes" in spec else "mean_square")
     if reduction not in REDUCTIONS:
         raise DreamError(f"target.{layer}.reduction: unknown '{reduction}'; use {', '.join(REDUCTIONS)}")
-    return Term(layer, channels, _number(spec.get("weight", 1.0), f"target.{layer}.weight"), reduction, pick=pick)
+    weight = spec.get("weight", 1.0)
+    if isinstance(weight, Mapping):  # keyframes: a zoom's or a video's frames weigh the term differently
+        weight_curve = curve(weight, f"target.{layer}.weight")
+        return Term(layer, channels, float(weight_curve.at(0)), reduction, pick=pick, weight_curve=weight_curve)
+    return Term(layer, channels, _number(weight, f"target.{layer}.weight"), reduction, pick=pick)
 
 
 def _classes(spec: Any, class_names: Optional[Sequence[str]]) -> tuple[int, ...]:

@@ -28,6 +28,9 @@ class Observer:
         """frames: the total (None: not known ahead); start: the first frame this run makes (> 0 when
         resumed)."""
 
+    def on_frame_settings(self, *, frame: int, values: Mapping[str, float]) -> None:
+        """Before a frame dreams: the values its keyframed settings take at it (zoom.rotation, a weight)."""
+
     def on_flow(self, *, frame: int, magnitude: float, occluded: float) -> None:
         """A video frame's optical flow from the previous frame, before its dream: the mean motion in px
         and the fraction of pixels the flow cannot follow (they start from the frame itself)."""

@@ -3,12 +3,13 @@
 Pure like the engine: frames (tensors) and plain parameters in, dreamed frames reported to observers
 (`on_frames_start`, `on_flow`, `on_frame`, `on_frames_end`) beside the engine's own per-step hooks.
 """
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 
-from dreamrun.core.engine import Ascent, ObjectiveFn, dream
+from dreamrun.core.engine import dream
 from dreamrun.core.flow import blend_only, carry
+from dreamrun.core.frames import FrameSettings
 from dreamrun.core.observers import Observer
 from dreamrun.core.zoom import quantize
 
@@ -39,10 +40,8 @@ def hold_carried(start: torch.Tensor, dreamed: torch.Tensor, carried: Optional[t
 
 def video_dream(
     frames: Iterable[torch.Tensor],
-    objective: ObjectiveFn,
+    frame_settings: Callable[[int], FrameSettings],
     *,
-    first: Ascent,
-    each: Ascent,
     blend: float,
     hold: float,
     flow: Optional[str],
@@ -56,9 +55,9 @@ def video_dream(
     """Dream frames start, start+1, … of a video; returns the last dream (None if there was no frame).
 
     frames: the video's frames from frame `start` on, each (1, 3, H, W) in [0, 1] on the dream's device.
-    previous: (frame start-1, its dream) when resuming. Frame 0 is dreamed as `first` (a normal dream);
-    every next frame as `each` (fewer octaves and steps), from frame_start, its steps held back by `hold` where the previous
-    dream was carried (hold_carried). flow: an OpenCV flow method (dis, farneback) or
+    previous: (frame start-1, its dream) when resuming. Frame k is dreamed with frame_settings(k)'s objective
+    and ascent (frame 0 as a normal dream, each next one with fewer octaves and steps), from frame_start, its
+    steps held back by `hold` where the previous dream was carried (hold_carried). flow: an OpenCV flow method (dis, farneback) or
     None for the plain blend. total: how many frames there will be, for the observers (None: unknown).
     mask (1, 1, H, W): where frames are dreamed; where it is 0 each frame is the video's own.
     """
@@ -67,11 +66,14 @@ def video_dream(
         obs.on_frames_start(frames=total, start=start)
     index = start
     for index, frame in enumerate(frames, start=start):
+        settings = frame_settings(index)
+        for obs in observers:
+            obs.on_frame_settings(frame=index, values=settings.logged)
         image, carried, figures = frame_start(previous_dream, previous_frame, frame, blend=blend, flow=flow)
         if figures is not None:
             for obs in observers:
                 obs.on_flow(frame=index, magnitude=figures["magnitude"], occluded=figures["occluded"])
-        dreamed = dream(image, objective, first if index == 0 else each, generator=generator, observers=observers,
+        dreamed = dream(image, settings.objective, settings.ascent, generator=generator, observers=observers,
                         mask=mask)
         # quantized as its PNG holds it: a resumed video goes on from exactly these pixels
         dreamed = hold_carried(image, dreamed, carried, hold)

@@ -1,6 +1,7 @@
 """What a job dreams with, built from its config: the device, the objective compiled from the target
 dictionary, and the network cut at the objective's layers (with a guide image folded in)."""
 import logging
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
@@ -196,11 +197,16 @@ def steps_per_size(cfg: DreamConfig) -> int:
     """How many steps in a row a job dreams at one image size: a dream's octave, or every frame of a zoom
     or video after the first (their frames keep one size)."""
     if cfg.mode == Mode.zoom:
-        return cfg.zoom.frames * cfg.zoom.steps_per_frame
+        return cfg.zoom.frames * _most(cfg.zoom.steps_per_frame)
     if cfg.mode == Mode.video:
         frames = cfg.video.max_frames or 1000  # every frame of a video of unknown length: many
-        return frames * cfg.video.steps_per_frame
+        return frames * _most(cfg.video.steps_per_frame)
     return cfg.steps
+
+
+def _most(steps: Any) -> int:
+    """steps per frame, or the most its keyframes give"""
+    return max(steps.values()) if OmegaConf.is_dict(steps) else steps
 
 
 def backend_settings_for(cfg: DreamConfig, device: torch.device, deterministic: bool = False) -> BackendSettings:
@@ -211,9 +217,10 @@ def backend_settings_for(cfg: DreamConfig, device: torch.device, deterministic: 
 def ascent(cfg: DreamConfig, dreamer: Dreamer, *, octaves: Optional[int] = None,
            steps: Optional[int] = None) -> Ascent:
     """How the engine climbs for cfg on this dreamer: cfg's octaves and steps unless a frame of a zoom or
-    a video takes its own."""
+    a video takes its own (and its own step size where step_size has keyframes: jobs.frame_plan)."""
+    step_size = cfg.step_size if not OmegaConf.is_dict(cfg.step_size) else math.nan
     return Ascent(octaves=cfg.octaves if octaves is None else octaves, octave_scale=cfg.octave_scale,
-                  steps=cfg.steps if steps is None else steps, step_size=cfg.step_size,
+                  steps=cfg.steps if steps is None else steps, step_size=step_size,
                   max_shift=cfg.jitter.max_shift, tile_size=dreamer.tile_size, smoothing=cfg.gradient.smoothing,
                   luminance_only=cfg.gradient.luminance_only, laplacian_levels=cfg.gradient.laplacian_levels,
                   seamless=cfg.seamless)

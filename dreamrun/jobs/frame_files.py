@@ -28,15 +28,19 @@ class FrameWriter(Observer):
     def __init__(self, run_dir: Path, config: dict[str, Any], kind: FrameKind, text: Optional[dict[str, str]] = None):
         self.run_dir = run_dir
         self.text = text or {}  # PNG text chunks: the recipe
+        self.values: dict[str, float] = {}  # the last frame's keyframed settings, kept in the state with it
         self.config = config
         self.kind = kind
         self.last_frame: Optional[int] = None
+
+    def on_frame_settings(self, *, frame, values):
+        self.values = dict(values)
 
     def on_frame(self, *, frame, image, rng_state):
         self.last_frame = frame
         save_png(to_pil(image), frame_path(self.run_dir, frame), self.text)
         save_json({"frame": frame, "rng_state": base64.b64encode(rng_state.numpy().tobytes()).decode(),
-                   "config": self.config}, self.run_dir / self.kind.state_file)
+                   "config": self.config, "values": self.values}, self.run_dir / self.kind.state_file)
 
 
 def resume_point(run_dir: Path, config: dict[str, Any], kind: FrameKind,

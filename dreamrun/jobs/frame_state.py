@@ -47,8 +47,9 @@ def frame_kind(cfg: DictConfig) -> Optional[FrameKind]:
 
 
 def fingerprint(cfg: DictConfig, kind: FrameKind) -> dict[str, Any]:
-    """Everything in cfg that shapes the frames: a resumed run must match it."""
-    return flatten_config(cfg, skip=kind.resumable)
+    """Everything in cfg that shapes the frames: a resumed run must match it. As the state file holds it
+    (JSON: a keyframe's frame number is a text key there), so the two compare equal."""
+    return json.loads(json.dumps(flatten_config(cfg, skip=kind.resumable)))
 
 
 def nothing_to_resume(run_dir: Path, kind: FrameKind) -> DreamError:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
+from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import TqdmWarning
 
@@ -173,7 +174,6 @@ def validate(cfg: DreamConfig) -> None:
     checks = [
         (cfg.octaves >= 1, f"octaves must be at least 1, got {cfg.octaves}"),
         (cfg.steps >= 0, f"steps must be 0 or more, got {cfg.steps}"),
-        (math.isfinite(cfg.step_size) and cfg.step_size > 0, f"step_size must be a positive number, got {cfg.step_size}"),
         (math.isfinite(cfg.octave_scale) and cfg.octave_scale > 1, f"octave_scale must be greater than 1, got {cfg.octave_scale}"),
         (cfg.jitter.max_shift >= 0, f"jitter.max_shift must be 0 or more px, got {cfg.jitter.max_shift}"),
         (cfg.log.image_every >= 0, f"log.image_every must be 0 (off) or a step count, got {cfg.log.image_every}"),
@@ -198,6 +198,7 @@ def validate(cfg: DreamConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise DreamError(message)
+    _check_step_size(cfg)
     if cfg.input.kind == InputKind.video and cfg.mode != Mode.video:
         raise DreamError(f"input=video is dreamed frame by frame with mode=video, not mode={cfg.mode.value}: "
                          "add mode=video")
@@ -212,6 +213,24 @@ def validate(cfg: DreamConfig) -> None:
                          "cut into tiles: use tile.size=auto or null")
     if cfg.input.kind == InputKind.noise and cfg.input.size is None:
         raise DreamError("input=noise needs input.size (the side of the noise image in px)")
+
+
+def _check_step_size(cfg: DreamConfig) -> None:
+    """A dream takes one positive step_size; a zoom or a video may also take keyframes (jobs.frame_plan
+    checks those), as may its target weights."""
+    keyframed = [key for key, value in [("step_size", cfg.step_size), *_target_weights(cfg)] if OmegaConf.is_dict(value)]
+    if keyframed and cfg.mode == Mode.dream:
+        raise DreamError(f"{keyframed[0]}: keyframes {{frame: value}} change a setting over a zoom's or a video's "
+                         f"frames (mode=zoom or mode=video); a dream takes one value")
+    step = cfg.step_size
+    if not OmegaConf.is_dict(step) and not (isinstance(step, (int, float)) and not isinstance(step, bool)
+                                            and math.isfinite(step) and step > 0):
+        raise DreamError(f"step_size must be a positive number, got {step}")
+
+
+def _target_weights(cfg: DreamConfig) -> list[tuple[str, Any]]:
+    return [(f"target.{layer}.weight", spec.get("weight")) for layer, spec in (cfg.target or {}).items()
+            if OmegaConf.is_dict(spec)]
 
 
 def load_input(cfg: DreamConfig, generator: torch.Generator) -> torch.Tensor:

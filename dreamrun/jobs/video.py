@@ -16,20 +16,23 @@ import math
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Optional
+from dataclasses import replace
+from typing import Callable, Iterator, Optional
 
 import torch
 from PIL import Image
 
 from dreamrun.config.schema import DreamConfig, InputKind
+from dreamrun.core.frames import FrameSettings
 from dreamrun.core.octaves import check_octaves
 from dreamrun.core.video import video_dream
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import size_note
 from dreamrun.inputs.masks import load_mask
 from dreamrun.inputs.video import VideoInfo, frames_expected, probe, read_frames, require_video_libraries
-from dreamrun.jobs.dreamer import ascent, build_dreamer, describe
+from dreamrun.jobs.dreamer import Dreamer, ascent, build_dreamer, compile_target, describe
 from dreamrun.jobs.frame_files import FramesJob
+from dreamrun.jobs.frame_plan import video_plan
 from dreamrun.jobs.frame_state import VIDEO, frame_path
 from dreamrun.jobs.skeleton import JobResult
 from dreamrun.outputs.animation import encode_images
@@ -52,7 +55,6 @@ def validate_video(cfg: DreamConfig) -> None:
         (video.max_frames is None or video.max_frames >= 1,
          f"video.max_frames must be at least 1 (or null: every frame), got {video.max_frames}"),
         (video.every >= 1, f"video.every must be at least 1 (1: every frame), got {video.every}"),
-        (video.steps_per_frame >= 0, f"video.steps_per_frame must be 0 or more, got {video.steps_per_frame}"),
         (video.octaves >= 1, f"video.octaves must be at least 1, got {video.octaves}"),
         (math.isfinite(video.blend) and 0 <= video.blend <= 1,
          f"video.blend is the part of the previous dream a frame starts from: 0 to 1, got {video.blend}"),
@@ -72,6 +74,8 @@ class VideoJob(FramesJob):
 
     def validate(self):
         validate_video(self.cfg)
+        self.plan = video_plan(self.cfg)  # step_size and steps per frame, numbers or keyframes
+        self.plan.check_weights(compile_target(self.cfg))
         require_video_libraries()
 
     def load_input(self):
@@ -101,6 +105,20 @@ class VideoJob(FramesJob):
     def build(self, image):
         return build_dreamer(self.cfg, image=image)
 
+    def frame_settings(self, dreamer: Dreamer) -> Callable[[int], FrameSettings]:
+        """Frame k's settings: frame 0 a whole dream (octaves, steps), each next one video.octaves of the plan's
+        steps; the step size and the weights at k."""
+        plan, first, each = self.plan, ascent(self.cfg, dreamer), ascent(self.cfg, dreamer, octaves=self.cfg.video.octaves)
+
+        def settings(frame: int) -> FrameSettings:
+            objective = dreamer.objective.at_frame(frame, plan.easing)
+            climb = first if frame == 0 else replace(each, steps=plan.steps(frame))
+            return FrameSettings(
+                objective=dreamer if objective is dreamer.objective else replace(dreamer, objective=objective),
+                ascent=replace(climb, step_size=plan.value("step_size", frame)), logged=plan.logged(frame, objective))
+
+        return settings
+
     def run(self, image, dreamer, observers):
         cfg, video = self.cfg, self.cfg.video
         self.frames = 0  # how many frames the video has (after video.every and max_frames), counted as decoded
@@ -122,9 +140,7 @@ class VideoJob(FramesJob):
         first = next(frames, None)  # decodes up to the resume point, so `previous` is known
         clock = time.perf_counter()
         if first is not None:
-            video_dream(itertools.chain([first], frames), dreamer,
-                        first=ascent(cfg, dreamer), each=ascent(cfg, dreamer, octaves=video.octaves,
-                                                                steps=video.steps_per_frame),
+            video_dream(itertools.chain([first], frames), self.frame_settings(dreamer),
                         blend=video.blend, hold=video.hold, flow=video.flow_method.value if video.flow else None,
                         generator=self.generator, start=self.start, previous=previous,
                         total=frames_expected(self.info, video.every, video.max_frames), observers=observers,

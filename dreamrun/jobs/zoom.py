@@ -12,18 +12,21 @@ import math
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from omegaconf import OmegaConf
 from PIL import Image
 
 from dreamrun.config.schema import DreamConfig
+from dreamrun.core.engine import Ascent
+from dreamrun.core.frames import FrameSettings
 from dreamrun.core.objectives import Objective, parse_target
 from dreamrun.core.octaves import check_octaves
 from dreamrun.core.zoom import zoom_dream
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dreamer import ascent, build_dreamer, compile_target, describe
 from dreamrun.jobs.frame_files import FramesJob
+from dreamrun.jobs.frame_plan import zoom_plan
 from dreamrun.jobs.frame_state import ZOOM, frame_path
 from dreamrun.jobs.skeleton import JobResult
 from dreamrun.nets.build import class_names
@@ -43,10 +46,6 @@ def validate_zoom(cfg: DreamConfig) -> None:
     zoom = cfg.zoom
     checks = [
         (zoom.frames >= 1, f"zoom.frames must be at least 1, got {zoom.frames}"),
-        (zoom.steps_per_frame >= 0, f"zoom.steps_per_frame must be 0 or more, got {zoom.steps_per_frame}"),
-        (math.isfinite(zoom.factor) and 0 <= zoom.factor < 0.5,
-         f"zoom.factor is the part of each side cropped per frame: 0 to 0.5 (e.g. 0.02), got {zoom.factor}"),
-        (math.isfinite(zoom.rotation), f"zoom.rotation must be a number of degrees, got {zoom.rotation}"),
         (zoom.octaves >= 1, f"zoom.octaves must be at least 1, got {zoom.octaves}"),
         (math.isfinite(zoom.fps) and zoom.fps > 0, f"zoom.fps must be positive, got {zoom.fps}"),
         (zoom.frames_per_target >= 1, f"zoom.frames_per_target must be at least 1, got {zoom.frames_per_target}"),
@@ -83,7 +82,10 @@ class ZoomJob(FramesJob):
 
     def validate(self):
         validate_zoom(self.cfg)
+        self.plan = zoom_plan(self.cfg)  # factor, rotation, shift, step_size and steps, numbers or keyframes
         self.objectives = frame_objectives(self.cfg)
+        for objective in self.objectives:
+            self.plan.check_weights(objective)
 
     def load_input(self):
         cfg = self.cfg
@@ -106,15 +108,27 @@ class ZoomJob(FramesJob):
                          for objective in self.objectives] if len(self.objectives) > 1 else [dreamer]
         return dreamer
 
+    def frame_settings(self, climb: Ascent) -> Callable[[int], FrameSettings]:
+        """Frame k's settings: its schedule entry's dreamer with the weights at k, and the plan's values at k."""
+        plan, zoom = self.plan, self.cfg.zoom
+
+        def settings(frame: int) -> FrameSettings:
+            dreamer = self.dreamers[frame // zoom.frames_per_target % len(self.dreamers)]
+            objective = dreamer.objective.at_frame(frame, plan.easing)
+            return FrameSettings(
+                objective=dreamer if objective is dreamer.objective else replace(dreamer, objective=objective),
+                ascent=replace(climb, steps=plan.steps(frame), step_size=plan.value("step_size", frame)),
+                factor=plan.value("factor", frame), rotation=plan.value("rotation", frame),
+                shift=plan.value("shift", frame), logged=plan.logged(frame, objective))
+
+        return settings
+
     def run(self, image, dreamer, observers):
         cfg, zoom = self.cfg, self.cfg.zoom
         clock = time.perf_counter()
         if self.start < zoom.frames:
-            zoom_dream(image.to(dreamer.device),
-                       lambda frame: self.dreamers[frame // zoom.frames_per_target % len(self.dreamers)],
-                       ascent(cfg, dreamer, octaves=zoom.octaves, steps=zoom.steps_per_frame),
-                       frames=zoom.frames, start=self.start, factor=zoom.factor, rotation=zoom.rotation,
-                       generator=self.generator, observers=observers,
+            zoom_dream(image.to(dreamer.device), self.frame_settings(ascent(cfg, dreamer, octaves=zoom.octaves)),
+                       frames=zoom.frames, start=self.start, generator=self.generator, observers=observers,
                        mask=None if self.mask is None else self.mask.to(dreamer.device))
         seconds = time.perf_counter() - clock
         result = _write_outputs(cfg, self.run_dir, self.board)

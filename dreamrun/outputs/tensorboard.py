@@ -199,6 +199,10 @@ class FramesTensorBoardLogger(Observer):
     def on_step(self, *, octave, step, global_step, values, image, shift):
         self.last_values = values
 
+    def on_frame_settings(self, *, frame, values):
+        for name, value in values.items():
+            self.writer.add_scalar(f"{self.kind}/keyframes/{name}", value, frame)
+
     def on_flow(self, *, frame, magnitude, occluded):
         self.writer.add_scalar(f"{self.kind}/flow_px", magnitude, frame)
         self.writer.add_scalar(f"{self.kind}/occluded", occluded, frame)
