@@ -107,9 +107,9 @@ def test_octave_images_are_encoded_off_the_dreams_thread_in_order(tmp_path, monk
     written = []
     real_save = octave_images.save_png
 
-    def save_png(image, path):
+    def save_png(image, path, text=None):
         written.append((threading.current_thread() is threading.main_thread(), path.name))
-        real_save(image, path)
+        real_save(image, path, text)
 
     monkeypatch.setattr(octave_images, "save_png", save_png)
     observer = octave_images.OctaveImages(tmp_path)
@@ -131,7 +131,7 @@ def test_an_interrupted_dream_keeps_every_octave_image_it_reached(compose_cfg, t
 
 def test_a_failed_octave_image_write_fails_the_job(tmp_path, monkeypatch):
     """Disk full in the writer's thread is not swallowed: it reaches the job at the next octave or its end."""
-    def save_png(image, path):
+    def save_png(image, path, text=None):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(octave_images, "save_png", save_png)

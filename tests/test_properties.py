@@ -154,7 +154,9 @@ VALUES: dict[str, tuple[list[str], list[str]]] = {
     "zoom.frames": (["1", "2"], ["0", "-1", "abc"]),
     "zoom.steps_per_frame": (["0", "1", "2"], ["-1"]),
     "zoom.factor": (["0", "0.02", "0.49"], ["0.5", "-0.1", "nan", "inf"]),
-    "zoom.rotation": (["0", "45", "-720"], ["nan", "inf"]),
+    "zoom.rotation": (["0", "45", "-720", "{0:0,1:5}"], ["nan", "inf", "{1:0,0:5}", "{0:abc}"]),
+    "zoom.shift": (["null", "[1,0]", "{0:[0,0],1:[2,-1]}"], ["[1,2,3]", "abc", "{0:[1]}"]),
+    "zoom.easing": (["linear", "smooth"], ["cubic"]),
     "zoom.octaves": (["1", "2"], ["0", "-1", "50"]),
     "zoom.fps": (["15", "0.5", "1000"], ["0", "-1", "nan", "inf"]),
     "zoom.animation": (["gif", "webp"], ["mp4", "nope"]),
@@ -171,13 +173,19 @@ VALUES: dict[str, tuple[list[str], list[str]]] = {
     "video.flow": (["true", "false"], ["maybe"]),
     "video.flow_method": (["dis", "farneback"], ["raft", "3"]),
     "video.log_every": (["0", "1", "10"], ["-1"]),
+    "video.easing": (["linear", "smooth"], ["cubic"]),
+    "mask": (["{feather:2}"], ["abc"]),
+    "mask.path": (["null", "@INPUT@"], ["/no/such/mask.png", "@TEXT@", "@DIR@"]),
+    "mask.feather": (["0", "3"], ["-1", "nan"]),
+    "mask.invert": (["false", "true"], ["maybe"]),
+    "seamless": (["false", "true"], ["maybe"]),
     "resume": (["false", "true"], ["maybe"]),
     "overwrite": (["false", "true"], ["maybe"]),
     # not schema keys, but on command lines: a config group, and a typo
     "schedule": (["quick", "default", "fine"], ["nope"]),
     "octave": ([], ["3", "+octave=3"]),
 }
-GROUPS_AND_NODES = {"model", "target", "guide", "gradient", "jitter", "input", "log", "tile", "zoom", "video",
+GROUPS_AND_NODES = {"model", "target", "guide", "mask", "gradient", "jitter", "input", "log", "tile", "zoom", "video",
                     "schedule"}
 KEYS = sorted(VALUES)
 VALID_KEYS = [key for key in KEYS if VALUES[key][0]]

@@ -6,7 +6,6 @@
 Before the first keyframe a curve holds its first value, after the last its last. Easing: `linear`, or
 `smooth` (smoothstep: each segment starts and ends at rest).
 """
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
@@ -76,4 +75,5 @@ def _value(value: Any, key: str, pair: bool) -> Value:
 
 
 def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    """A real number (NaN and infinity too: what range each setting takes is its owner's to check)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float))

@@ -168,7 +168,8 @@ class Objective:
         return self + -as_objective(other)
 
     def __mul__(self, factor: float) -> "Objective":
-        return Objective(tuple(replace(t, weight=t.weight * factor) for t in self.terms))
+        return Objective(tuple(replace(t, weight=t.weight * factor, weight_curve=t.weight_curve and Curve(
+            tuple((frame, value * factor) for frame, value in t.weight_curve.points))) for t in self.terms))
 
     __rmul__ = __mul__
 
@@ -258,6 +259,8 @@ def _term(layer: str, spec: Mapping[str, Any], class_names: Optional[Sequence[st
     weight = spec.get("weight", 1.0)
     if isinstance(weight, Mapping):  # keyframes: a zoom's or a video's frames weigh the term differently
         weight_curve = curve(weight, f"target.{layer}.weight")
+        for frame, value in weight_curve.points:
+            _number(value, f"target.{layer}.weight[{frame}]")  # NaN, infinity
         return Term(layer, channels, float(weight_curve.at(0)), reduction, pick=pick, weight_curve=weight_curve)
     return Term(layer, channels, _number(weight, f"target.{layer}.weight"), reduction, pick=pick)
 

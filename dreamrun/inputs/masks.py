@@ -2,9 +2,9 @@
 partly (its step scaled by the grey)."""
 from typing import Optional
 
+import numpy as np
 import torch
 from PIL import Image, ImageFilter
-from torchvision.transforms.functional import pil_to_tensor
 
 from dreamrun.config.schema import MaskConfig
 from dreamrun.inputs.images import load_image
@@ -19,5 +19,5 @@ def load_mask(cfg: MaskConfig, size: tuple[int, int]) -> Optional[torch.Tensor]:
     mask = load_image(cfg.path).convert("L").resize((width, height), Image.BILINEAR)
     if cfg.feather > 0:
         mask = mask.filter(ImageFilter.GaussianBlur(cfg.feather / 2))
-    weights = pil_to_tensor(mask)[None].float() / 255  # (1, 1, H, W)
+    weights = torch.from_numpy(np.asarray(mask, dtype=np.float32) / 255)[None, None]  # (1, 1, H, W)
     return 1 - weights if cfg.invert else weights

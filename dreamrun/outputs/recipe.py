@@ -58,16 +58,17 @@ def shell_quoted(word: str) -> str:
 
 
 def versions() -> dict[str, str]:
+    """The installed versions (read from the packages' metadata: no import, so a broken torchvision cannot
+    fail here)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import torch
-    import torchvision
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "unknown"
 
-    try:
-        own = version("dreamrun")
-    except PackageNotFoundError:
-        own = "unknown"
-    return {"dreamrun": own, "torch": torch.__version__, "torchvision": torchvision.__version__}
+    return {name: installed(name) for name in ("dreamrun", "torch", "torchvision")}
 
 
 def recipe_of(cfg: DictConfig, overrides: Sequence[str], device: str) -> Recipe:
