@@ -6,11 +6,13 @@ import re
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import ZOOM, run_cli
 from dreamrun.core.keyframes import curve
 from dreamrun.core.zoom import zoom_in
+from dreamrun.jobs.frame_state import frame_path
 from dreamrun.errors import DreamError
 
 POINTS = {0: 1.0, 10: 3.0, 25: -2.0}
@@ -47,6 +49,29 @@ def test_a_shift_moves_the_view_so_the_picture_moves_the_other_way():
     image[..., 54:74, 54:74] = 1.0  # a square in the middle
     y, x = _centroid(zoom_in(image, factor=0.0, shift=(6.0, -4.0)))
     assert (x, y) == pytest.approx((63.5 - 6, 63.5 + 4), abs=0.2)
+
+
+def test_each_frame_moves_by_its_keyframed_values(tmp_path):
+    """With no steps a zoom only moves: frame k is frame k-1 zoomed in by the values the keyframes give at k
+    (numpy's interpolation), and nothing else."""
+    run_dir = tmp_path / "zoom"
+    factor, rotation, shift = {0: 0.0, 3: 0.06}, {1: 0, 3: 9}, {0: [0, 0], 3: [6, -3]}
+    proc = run_cli(*ZOOM, "zoom.steps_per_frame=0", f"zoom.factor={factor}", f"zoom.rotation={rotation}",
+                   f"zoom.shift={shift}", "log=none", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr
+
+    def at(points, k):
+        return np.interp(k, list(points), [np.asarray(v, dtype=float) for v in points.values()]) \
+            if not isinstance(next(iter(points.values())), list) else \
+            tuple(np.interp(k, list(points), [v[i] for v in points.values()]) for i in range(2))
+
+    def pixels(k):
+        return np.asarray(Image.open(frame_path(run_dir, k)), dtype=np.float32)
+
+    for k in range(1, 4):
+        before = torch.from_numpy(pixels(k - 1) / 255).permute(2, 0, 1)[None]
+        moved = zoom_in(before, float(at(factor, k)), float(at(rotation, k)), at(shift, k))
+        np.testing.assert_array_equal(pixels(k), (moved[0].permute(1, 2, 0).numpy() * 255).round())
 
 
 def test_a_keyframed_zoom_logs_each_frames_values_where_tensorboard_shows_them(tmp_path):
@@ -103,5 +128,6 @@ def test_a_video_takes_keyframed_steps_step_size_and_weights(tmp_path):
     board = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     board.Reload()
     assert [e.value for e in board.Scalars("video/keyframes/step_size")] == pytest.approx([0.01, 0.02, 0.03])
-    assert [e.value for e in board.Scalars("video/keyframes/steps_per_frame")] == pytest.approx([1, 1, 3])
+    steps = board.Scalars("video/keyframes/steps_per_frame")  # frame 0 is a whole dream: octaves x steps
+    assert [(e.step, e.value) for e in steps] == [(1, 1), (2, 3)]
     assert [e.value for e in board.Scalars("video/keyframes/weight/block_12")] == pytest.approx([2, 1.5, 1])

@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 
 import dreamrun
 from conftest import REPO, TINY, ZOOM, run_cli
+from dreamrun.core.zoom import zoom_in
 from dreamrun.jobs.frame_state import frame_path
 from test_fidelity import lite0_reference, reference_outputs
 
@@ -90,14 +91,42 @@ def test_the_dream_inside_a_mask_is_as_strong_as_an_unmasked_dream_there(tmp_pat
 
 
 def test_every_frame_of_a_zoom_is_masked(tmp_path):
+    """Outside the mask a frame is the last frame zoomed in, nothing more."""
     keep = ~_disc(tmp_path / "mask.png", (64, 64))
     run_dir = tmp_path / "zoom"
-    proc = run_cli(*ZOOM, "mask.path=mask.png", "log=none", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = run_cli(*ZOOM, "mask.path=mask.png", "zoom.rotation=3", "log=none", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    first = _pixels(frame_path(run_dir, 0))
-    assert (first[keep] == _pixels(run_dir / "input.png")[keep]).all()
-    # later frames: outside the mask the zoom only zooms, so its centre keeps the input's colours far longer
-    assert np.abs(_pixels(frame_path(run_dir, 3)) - first).max(axis=2)[~keep].mean() > 0
+    assert (_pixels(frame_path(run_dir, 0))[keep] == _pixels(run_dir / "input.png")[keep]).all()
+    for k in range(1, 4):
+        before = torch.from_numpy(_pixels(frame_path(run_dir, k - 1)).astype(np.float32) / 255).permute(2, 0, 1)[None]
+        zoomed = (zoom_in(before, 0.02, 3.0)[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
+        frame = _pixels(frame_path(run_dir, k))
+        assert (frame[keep] == zoomed[keep]).all(), k
+        assert np.abs(frame - zoomed).max(axis=2)[~keep].mean() > 1, k  # and inside it dreamed
+
+
+def test_a_grey_mask_scales_each_step_by_its_grey(tmp_path):
+    """Small steps are nearly linear: a 50% grey mask changes the photo about half as much as white."""
+    with Image.open(REPO / "tests" / "photos" / "astronaut.jpg") as photo:
+        photo = photo.convert("RGB").resize((96, 64), Image.LANCZOS)
+    change = {}
+    for grey in (128, 255):
+        Image.new("L", photo.size, grey).save(tmp_path / f"{grey}.png")
+        dream = dreamrun.dream(photo, model="efficientnet_lite0", octaves=1, steps=4, step_size=0.01, size=None,
+                               device="cpu", mask=tmp_path / f"{grey}.png", progress=False)
+        change[grey] = np.abs(np.asarray(dream).astype(int) - np.asarray(photo).astype(int)).mean()
+    assert change[128] / change[255] == pytest.approx(128 / 255, abs=0.1)
+
+
+def test_a_mask_with_transparency_dreams_where_it_is_opaque(tmp_path):
+    painted = Image.new("RGBA", (96, 64), (255, 255, 255, 0))  # white, but transparent: an editor's empty layer
+    painted.paste((0, 0, 0, 255), (0, 0, 48, 64))  # the left half painted (black, opaque)
+    painted.save(tmp_path / "layer.png")
+    run_dir = tmp_path / "run"
+    proc = run_cli(*TINY, "mask.path=layer.png", "log=none", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    change = np.abs(_pixels(run_dir / "dream.png") - _pixels(run_dir / "input.png")).max(axis=2)
+    assert (change[:, 48:] == 0).all() and change[:, :40].mean() > 2
 
 
 def test_every_frame_of_a_video_is_masked(tmp_path):

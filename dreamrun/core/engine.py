@@ -82,8 +82,8 @@ class Ascent:
 def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, generator: torch.Generator,
           observers: Sequence[Observer] = (), mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Dream on image (1, 3, H, W) in [0, 1] as ascent says, the jitter drawn from generator; returns a
-    dream of the same shape. mask (1, 1, H, W) in [0, 1]: where it may dream; where it is 0 the dream
-    is the image exactly, where it is m the dream is image + m * (the masked dream's change)."""
+    dream of the same shape. mask (1, 1, H, W) in [0, 1]: where it may dream, each step scaled by it;
+    where it is 0 the dream is the image exactly."""
     height, width = image.shape[-2:]
     sizes = octave_sizes(height, width, ascent.octaves, ascent.octave_scale)
     steps = ascent.steps
@@ -120,7 +120,7 @@ def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, genera
         for obs in observers:
             obs.on_octave_end(octave=octave, global_step=global_step, image=dreamed)
     if mask is not None:  # the detail carried up the octaves spreads past the mask's edge as it is resized
-        dreamed = image + mask * (dreamed - image)
+        dreamed = torch.where(mask > 0, dreamed, image)
     for obs in observers:
         obs.on_dream_end(image=dreamed)
     return dreamed.detach()

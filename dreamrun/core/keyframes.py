@@ -11,7 +11,6 @@ from typing import Any, Mapping, Optional, Sequence
 
 from dreamrun.errors import DreamError
 
-EASINGS = ("linear", "smooth")
 Value = float | tuple[float, ...]
 
 
@@ -36,7 +35,7 @@ class Curve:
         for (start, before), (end, after) in zip(self.points, self.points[1:]):
             if start <= frame <= end:
                 t = (frame - start) / (end - start)
-                if easing == "smooth":
+                if easing == "smooth":  # else linear (config.schema.Easing holds the choices)
                     t = t * t * (3 - 2 * t)
                 if isinstance(before, tuple):
                     return tuple(b + t * (a - b) for b, a in zip(before, after))
@@ -47,7 +46,7 @@ class Curve:
 def curve(value: Any, key: str, *, frames: Optional[int] = None, pair: bool = False,
           frames_key: str = "zoom.frames") -> Curve:
     """value (a number, [x, y] where pair, or keyframes {frame: value}) as a Curve; a DreamError naming key
-    where it is none of these, where frames are not increasing whole numbers from 0, or past `frames`."""
+    where it is none of these, where frames are not increasing whole numbers (0 or more), or past `frames`."""
     if not isinstance(value, Mapping):
         return Curve(((0, _value(value, key, pair)),))
     if not value:

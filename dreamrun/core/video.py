@@ -77,8 +77,8 @@ def video_dream(
                         mask=mask)
         # quantized as its PNG holds it: a resumed video goes on from exactly these pixels
         dreamed = hold_carried(image, dreamed, carried, hold)
-        if mask is not None:  # against the frame itself: the dream carried from the last frame stops at the mask too
-            dreamed = frame + mask * (dreamed - frame)
+        if mask is not None:  # the frame itself: the dream carried from the last frame stops at the mask too
+            dreamed = torch.where(mask > 0, dreamed, frame)
         dreamed = quantize(dreamed)
         for obs in observers:
             obs.on_frame(frame=index, image=dreamed, rng_state=generator.get_state())

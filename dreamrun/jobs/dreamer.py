@@ -1,7 +1,6 @@
 """What a job dreams with, built from its config: the device, the objective compiled from the target
 dictionary, and the network cut at the objective's layers (with a guide image folded in)."""
 import logging
-import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
@@ -136,24 +135,28 @@ def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, im
             check_channels(objective, _architecture_channels(cfg, objective))  # before a long download
         net = feature_net(build_model(cfg.model), cfg.model, objective.layers, owns_model=True).to(device)
     counts = channel_counts(net, cfg.model.min_size, device, model=cfg.model.name)
-    with torch.no_grad():
+    def surface() -> ContextManager:  # the network as the dream will see it
+        return on_a_torus() if cfg.seamless else nullcontext()
+
+    with torch.no_grad(), surface():
         guide_activations = None if guide is None else net(guide.to(device))
     if own:
         configure_network(net, cfg, device)
 
     check_channels(objective, counts)
     if objective.unpicked:
-        objective = picked_on(objective, net, image, device)
+        with surface():
+            objective = picked_on(objective, net, image, device)
     if guide_activations is not None:
         objective = guided(objective, guide_activations)
     dreamer = dreamer_class(net, objective, device, backends=backends, seamless=cfg.seamless)
     if not own:
         return dreamer
     obstacle = objective.tiling_obstacle() or (None if cfg.model.tileable else (
-        f"{cfg.model.name}'s unpadded convolutions shrink each tile's feature maps (model.tileable=false)")) or (
-        "seamless=true: the network sees the whole image on a torus" if cfg.seamless else None)
+        f"{cfg.model.name}'s unpadded convolutions shrink each tile's feature maps (model.tileable=false)"))
     long_side = long_side or (max(image.shape[-2:]) if image is not None else cfg.input.size)
-    dreamer.tile_size, note = resolve_tile_size(cfg.tile.size, dreamer, device, cfg.model.min_size, obstacle,
+    setting = None if cfg.seamless else cfg.tile.size  # on a torus the network sees the whole image at once
+    dreamer.tile_size, note = resolve_tile_size(setting, dreamer, device, cfg.model.min_size, obstacle,
                                                 long_side=long_side)
     if note:
         log.warning(note)
@@ -214,11 +217,14 @@ def backend_settings_for(cfg: DreamConfig, device: torch.device, deterministic: 
                            deterministic=deterministic)
 
 
-def ascent(cfg: DreamConfig, dreamer: Dreamer, *, octaves: Optional[int] = None,
-           steps: Optional[int] = None) -> Ascent:
-    """How the engine climbs for cfg on this dreamer: cfg's octaves and steps unless a frame of a zoom or
-    a video takes its own (and its own step size where step_size has keyframes: jobs.frame_plan)."""
-    step_size = cfg.step_size if not OmegaConf.is_dict(cfg.step_size) else math.nan
+def ascent(cfg: DreamConfig, dreamer: Dreamer, *, octaves: Optional[int] = None, steps: Optional[int] = None,
+           step_size: Optional[float] = None) -> Ascent:
+    """How the engine climbs for cfg on this dreamer: cfg's octaves, steps and step size unless a frame of a
+    zoom or a video takes its own (step_size keyframes: jobs.frame_plan)."""
+    if step_size is None:
+        if OmegaConf.is_dict(cfg.step_size):
+            raise ValueError("step_size has keyframes: pass the frame's step_size")
+        step_size = cfg.step_size
     return Ascent(octaves=cfg.octaves if octaves is None else octaves, octave_scale=cfg.octave_scale,
                   steps=cfg.steps if steps is None else steps, step_size=step_size,
                   max_shift=cfg.jitter.max_shift, tile_size=dreamer.tile_size, smoothing=cfg.gradient.smoothing,

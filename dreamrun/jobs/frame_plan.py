@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
+from omegaconf import OmegaConf
+
 from dreamrun.config.schema import DreamConfig
 from dreamrun.core.keyframes import Curve, Value, curve
 from dreamrun.core.objectives import Objective
@@ -60,8 +62,8 @@ def zoom_plan(cfg: DreamConfig) -> FramePlan:
         "rotation": (zoom.rotation, "zoom.rotation", False, lambda v: True, "must be a number of degrees"),
         "shift": ([0, 0] if zoom.shift is None else zoom.shift, "zoom.shift", True, lambda v: True, "must be [x, y] in px per frame"),
         "step_size": (cfg.step_size, "step_size", False, lambda v: v > 0, "must be a positive number"),
-        "steps_per_frame": (zoom.steps_per_frame, "zoom.steps_per_frame", False, lambda v: v >= 0,
-                            "must be 0 or more"),
+        "steps_per_frame": (zoom.steps_per_frame, "zoom.steps_per_frame", False,
+                            lambda v: v >= 0 and float(v).is_integer(), "must be a whole number, 0 or more"),
     }
     return _plan(settings, _name(zoom.easing), zoom.frames, "zoom.frames")
 
@@ -70,8 +72,8 @@ def video_plan(cfg: DreamConfig) -> FramePlan:
     video = cfg.video
     settings = {
         "step_size": (cfg.step_size, "step_size", False, lambda v: v > 0, "must be a positive number"),
-        "steps_per_frame": (video.steps_per_frame, "video.steps_per_frame", False, lambda v: v >= 0,
-                            "must be 0 or more"),
+        "steps_per_frame": (video.steps_per_frame, "video.steps_per_frame", False,
+                            lambda v: v >= 0 and float(v).is_integer(), "must be a whole number, 0 or more"),
     }
     return _plan(settings, _name(video.easing), video.max_frames, "video.max_frames")
 
@@ -91,8 +93,6 @@ def _plan(settings: Mapping[str, tuple[Any, str, bool, Callable[[float], bool], 
 
 def _plain(value: Any) -> Any:
     """An OmegaConf container as plain dicts and lists."""
-    from omegaconf import OmegaConf
-
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 

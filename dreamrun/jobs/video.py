@@ -14,9 +14,9 @@ import itertools
 import logging
 import math
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
-from dataclasses import replace
 from typing import Callable, Iterator, Optional
 
 import torch
@@ -108,14 +108,18 @@ class VideoJob(FramesJob):
     def frame_settings(self, dreamer: Dreamer) -> Callable[[int], FrameSettings]:
         """Frame k's settings: frame 0 a whole dream (octaves, steps), each next one video.octaves of the plan's
         steps; the step size and the weights at k."""
-        plan, first, each = self.plan, ascent(self.cfg, dreamer), ascent(self.cfg, dreamer, octaves=self.cfg.video.octaves)
+        plan, step_size = self.plan, self.plan.value("step_size", 0)
+        first, each = (ascent(self.cfg, dreamer, step_size=step_size),
+                       ascent(self.cfg, dreamer, octaves=self.cfg.video.octaves, step_size=step_size))
 
         def settings(frame: int) -> FrameSettings:
             objective = dreamer.objective.at_frame(frame, plan.easing)
             climb = first if frame == 0 else replace(each, steps=plan.steps(frame))
             return FrameSettings(
                 objective=dreamer if objective is dreamer.objective else replace(dreamer, objective=objective),
-                ascent=replace(climb, step_size=plan.value("step_size", frame)), logged=plan.logged(frame, objective))
+                ascent=replace(climb, step_size=plan.value("step_size", frame)),
+                logged={name: value for name, value in plan.logged(frame, objective).items()
+                        if frame > 0 or name != "steps_per_frame"})  # frame 0 is a whole dream: octaves x steps
 
         return settings
 

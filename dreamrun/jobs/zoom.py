@@ -127,7 +127,8 @@ class ZoomJob(FramesJob):
         cfg, zoom = self.cfg, self.cfg.zoom
         clock = time.perf_counter()
         if self.start < zoom.frames:
-            zoom_dream(image.to(dreamer.device), self.frame_settings(ascent(cfg, dreamer, octaves=zoom.octaves)),
+            climb = ascent(cfg, dreamer, octaves=zoom.octaves, step_size=self.plan.value("step_size", 0))
+            zoom_dream(image.to(dreamer.device), self.frame_settings(climb),
                        frames=zoom.frames, start=self.start, generator=self.generator, observers=observers,
                        mask=None if self.mask is None else self.mask.to(dreamer.device))
         seconds = time.perf_counter() - clock

@@ -56,7 +56,7 @@ def _replaced(args: Sequence[Any], kwargs: dict, index: int, name: str, value: A
     return args, kwargs
 
 
-# op -> the position and name of its input and of its padding argument
+# op -> the position of its padding argument (its input comes first, a convolution's weight second)
 PADDED_OPS = {torch.conv2d: 4, F.max_pool2d: 3, F.avg_pool2d: 3, torch.max_pool2d: 3}
 
 
@@ -68,17 +68,19 @@ class CircularPadding(TorchFunctionMode):
         if func in PADDED_OPS:
             index = PADDED_OPS[func]
             padding = _argument(args, kwargs, index, "padding", 0)
-            wrap = _conv_padding(padding, args[1], _argument(args, kwargs, 5, "dilation", 1)) \
+            wrap = _conv_padding(padding, _argument(args, kwargs, 1, "weight", None),
+                                 _argument(args, kwargs, 5, "dilation", 1)) \
                 if func is torch.conv2d else _symmetric(padding)
             if any(wrap):
                 args, kwargs = _replaced(args, kwargs, index, "padding", 0)
-                args[0] = wrap_pad(args[0], wrap)
+                args, kwargs = _replaced(args, kwargs, 0, "input", wrap_pad(_argument(args, kwargs, 0, "input", None), wrap))
         elif func is F.pad:
             mode = _argument(args, kwargs, 2, "mode", "constant")
             value = _argument(args, kwargs, 3, "value", None)
             pad = _argument(args, kwargs, 1, "pad", ())
-            if mode == "constant" and not value and len(pad) == 4 and args[0].dim() == 4:
-                return wrap_pad(args[0], tuple(pad))
+            x = _argument(args, kwargs, 0, "input", None)
+            if mode == "constant" and not value and len(pad) == 4 and x.dim() == 4:
+                return wrap_pad(x, tuple(pad))
         return func(*args, **kwargs)
 
 

@@ -159,6 +159,8 @@ def remake(recipe: Recipe, extra: Sequence[str]) -> int:
         logging.warning("made on %s; this machine has no CUDA, so it dreams on the CPU and the pixels will differ "
                         "slightly", device)
         device = "cpu"
+    elif device.startswith("cuda:") and int(device.split(":")[1]) >= torch.cuda.device_count():
+        device = "cuda"  # a sweep's job on its own GPU of several: any GPU of the same kind makes the same pixels
     arguments = [*recipe.arguments(device), *extra]
     for difference in differences(recipe, arguments, extra):
         logging.warning("the pixels may differ: %s", difference)
