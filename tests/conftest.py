@@ -11,6 +11,7 @@ import yaml
 from PIL import Image
 
 from dreamrun.config.compose import compose_config as _compose_config
+from helpers.cli_server import CliServer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,10 +58,29 @@ def compose_cfg():
     return _compose_config
 
 
+_cli_server: CliServer | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_cli_server():
+    yield
+    if _cli_server is not None:
+        _cli_server.close()
+
+
 def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
+    """python -m dreamrun ARGS: in a child of the CLI server where that runs the same (tests/helpers/cli_server.py),
+    else in a new interpreter (joblib's launcher too: a forked child waits forever for its loky workers to end)."""
+    global _cli_server
+    env = {**os.environ, **(env or {})}
+    if os.environ.get("DREAMRUN_TESTS_FRESH") != "1":
+        if _cli_server is None:
+            _cli_server = CliServer()
+        if _cli_server.forkable(env) and "hydra/launcher=parallel" not in args:
+            return _cli_server.run(list(args), cwd=Path(cwd), env=env, timeout=timeout)
     return subprocess.run([sys.executable, "-m", "dreamrun", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+                          text=True, timeout=timeout, env=env)
 
 
 def default_signals() -> None:
