@@ -77,20 +77,17 @@ row.paste(grids[0], (0, 0))
 row.paste(grids[1], (grids[0].width + 16, 0))
 row.save("docs/seamless_lite0_tiles.jpg", quality=85)
 
-# every other frame at 160 px keeps the GIF small enough for a README
-with Image.open(runs / "zoom/zoom.gif") as gif:
-    duration = gif.info.get("duration", 83)
-    frames = [frame.convert("RGB").resize((160, 160), Image.LANCZOS)
-              for i, frame in enumerate(ImageSequence.Iterator(gif)) if i % 2 == 0]
-frames[0].save("docs/zoom_lite0_block_10.gif", save_all=True, append_images=frames[1:],
-               duration=2 * duration, loop=0, optimize=True)
+def readme_gif(animation: Path, picture: str) -> None:
+    """Every other frame at 160 px keeps the GIF small enough for a README."""
+    with Image.open(animation) as gif:
+        duration = gif.info.get("duration", 83)
+        frames = [frame.convert("RGB").resize((160, 160), Image.LANCZOS)
+                  for i, frame in enumerate(ImageSequence.Iterator(gif)) if i % 2 == 0]
+    frames[0].save(picture, save_all=True, append_images=frames[1:], duration=2 * duration, loop=0, optimize=True)
 
-with Image.open(runs / "keyframes/zoom.gif") as gif:
-    duration = gif.info.get("duration", 83)
-    frames = [frame.convert("RGB").resize((160, 160), Image.LANCZOS)
-              for i, frame in enumerate(ImageSequence.Iterator(gif)) if i % 2 == 0]
-frames[0].save("docs/zoom_lite0_keyframes.gif", save_all=True, append_images=frames[1:],
-               duration=2 * duration, loop=0, optimize=True)
+
+readme_gif(runs / "zoom/zoom.gif", "docs/zoom_lite0_block_10.gif")
+readme_gif(runs / "keyframes/zoom.gif", "docs/zoom_lite0_keyframes.gif")
 
 with Image.open(runs / "video/preview.gif") as gif:  # dreamrun's own preview, optimised
     duration = gif.info.get("duration", 83)
