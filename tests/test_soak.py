@@ -26,7 +26,7 @@ SWEEP_GROWTH_MB = 140.0
 # threads a process keeps once started, one however many jobs: tqdm's monitor of its progress bars
 PROCESS_THREADS = {"tqdm_monitor"}
 # a sweep is sampled from outside while its jobs run: a sample may catch one job's own files and a
-# short-lived thread, so the most seen after the warm-up may exceed the most seen in it by that much
+# short-lived thread, so two windows' counts may differ by that much without a leak
 IN_FLIGHT = 2
 
 
@@ -50,9 +50,14 @@ def test_file_writing_jobs_in_a_loop_close_their_tensorboard_writers(tmp_path):
 
 @pytest.mark.slow
 def test_a_sweep_in_one_process_completes_every_job_without_growing(tmp_path):
-    soak, _ = soak_sweep(SWEEP_JOBS, WARMUP, tmp_path / "sweep")
+    soak, samples = soak_sweep(SWEEP_JOBS, WARMUP, tmp_path / "sweep")
     assert soak.completed == SWEEP_JOBS, soak.report()
     assert soak.growth < SWEEP_GROWTH_MB, soak.report()
-    _, warm_fds, later_fds = soak.fds
-    _, warm_threads, later_threads = soak.threads
-    assert later_fds <= warm_fds + IN_FLIGHT and later_threads <= warm_threads + IN_FLIGHT, soak.report()
+    # what a leak raises is the floor: the fewest fds and threads the process holds over ten jobs just after the
+    # warm-up against the last ten. (The most in flight depends on when the sampler looks: on a fast machine
+    # ten warm-up jobs can pass without a sample catching a job's writer threads, forty cannot.)
+    early = [s for s in samples if WARMUP <= s.done < WARMUP + 10]
+    late = [s for s in samples if s.done >= SWEEP_JOBS - 10]
+    for what in ("fds", "threads"):
+        floor_early, floor_late = (min(getattr(s, what) for s in window) for window in (early, late))
+        assert floor_late <= floor_early + IN_FLIGHT, (what, floor_early, floor_late, soak.report())
