@@ -2,7 +2,7 @@
 dictionary, and the network cut at the objective's layers (with a guide image folded in)."""
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, ContextManager, Optional
 
@@ -40,12 +40,14 @@ class Dreamer:
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """The engine's objective: the loss, and each target's activation for the observers."""
-        with self._surface():
+        with network_surface(self.seamless):
             acts = self.net(image)
         return self.values(acts, tuple(image.shape[-2:]))
 
-    def _surface(self) -> ContextManager:
-        return on_a_torus() if self.seamless else nullcontext()
+    def at_frame(self, frame: int, easing: str) -> "Dreamer":
+        """This dreamer with its objective's keyframed weights at frame (itself where none are keyframed)."""
+        objective = self.objective.at_frame(frame, easing)
+        return self if objective is self.objective else replace(self, objective=objective)
 
     def values(self, acts: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
         """The objective's values on the activations of one image of this (H, W)."""
@@ -76,8 +78,13 @@ class Dreamer:
     @torch.no_grad()
     def inspect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """The target layers' activations for image, outside the ascent."""
-        with self._surface():
+        with network_surface(self.seamless):
             return self.net(image.to(self.device))
+
+
+def network_surface(seamless: bool) -> ContextManager:
+    """Where the network sees the image: on a torus (seamless=true, nets.torus), or as it is."""
+    return on_a_torus() if seamless else nullcontext()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -135,17 +142,14 @@ def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, im
             check_channels(objective, _architecture_channels(cfg, objective))  # before a long download
         net = feature_net(build_model(cfg.model), cfg.model, objective.layers, owns_model=True).to(device)
     counts = channel_counts(net, cfg.model.min_size, device, model=cfg.model.name)
-    def surface() -> ContextManager:  # the network as the dream will see it
-        return on_a_torus() if cfg.seamless else nullcontext()
-
-    with torch.no_grad(), surface():
+    with torch.no_grad(), network_surface(cfg.seamless):  # the network as the dream will see it
         guide_activations = None if guide is None else net(guide.to(device))
     if own:
         configure_network(net, cfg, device)
 
     check_channels(objective, counts)
     if objective.unpicked:
-        with surface():
+        with network_surface(cfg.seamless):
             objective = picked_on(objective, net, image, device)
     if guide_activations is not None:
         objective = guided(objective, guide_activations)

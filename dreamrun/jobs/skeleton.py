@@ -146,8 +146,8 @@ def _live(job: JobKind, overrides: Sequence[str]) -> JobResult:
             # flushing costs a disk sync: every 10 s is live enough, and closing flushes the rest
             writer = stack.enter_context(SummaryWriter(log_dir=str(job.run_dir), flush_secs=10))
             log_config(writer, cfg)
-            if dreamer.objective.picked():
-                log_picked_channels(writer, dreamer.objective.picked())
+            if picked := dreamer.objective.picked():
+                log_picked_channels(writer, picked)
         observers = [last, *job.observers(image, dreamer, writer)]
         for observer in observers:
             stack.callback(observer.close)  # a failed or interrupted run keeps what it logged

@@ -113,12 +113,12 @@ class VideoJob(FramesJob):
                        ascent(self.cfg, dreamer, octaves=self.cfg.video.octaves, step_size=step_size))
 
         def settings(frame: int) -> FrameSettings:
-            objective = dreamer.objective.at_frame(frame, plan.easing)
+            weighed = dreamer.at_frame(frame, plan.easing)
             climb = first if frame == 0 else replace(each, steps=plan.steps(frame))
             return FrameSettings(
-                objective=dreamer if objective is dreamer.objective else replace(dreamer, objective=objective),
+                objective=weighed,
                 ascent=replace(climb, step_size=plan.value("step_size", frame)),
-                logged={name: value for name, value in plan.logged(frame, objective).items()
+                logged={name: value for name, value in plan.logged(frame, weighed.objective).items()
                         if frame > 0 or name != "steps_per_frame"})  # frame 0 is a whole dream: octaves x steps
 
         return settings

@@ -113,13 +113,12 @@ class ZoomJob(FramesJob):
         plan, zoom = self.plan, self.cfg.zoom
 
         def settings(frame: int) -> FrameSettings:
-            dreamer = self.dreamers[frame // zoom.frames_per_target % len(self.dreamers)]
-            objective = dreamer.objective.at_frame(frame, plan.easing)
+            dreamer = self.dreamers[frame // zoom.frames_per_target % len(self.dreamers)].at_frame(frame, plan.easing)
             return FrameSettings(
-                objective=dreamer if objective is dreamer.objective else replace(dreamer, objective=objective),
+                objective=dreamer,
                 ascent=replace(climb, steps=plan.steps(frame), step_size=plan.value("step_size", frame)),
                 factor=plan.value("factor", frame), rotation=plan.value("rotation", frame),
-                shift=plan.value("shift", frame), logged=plan.logged(frame, objective))
+                shift=plan.value("shift", frame), logged=plan.logged(frame, dreamer.objective))
 
         return settings
 
