@@ -102,9 +102,13 @@ def test_a_target_edited_on_the_command_line_is_named_by_its_layers(overrides, t
     assert _run_name("efficientnet_lite0", "block_12", overrides, target) == name
 
 
+# OmegaConf refuses a malformed interpolation ('${') when the config is made, so no target holds one
+_CONFIG_TEXT = st.text().filter(lambda s: "${" not in s)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.text(), st.dictionaries(st.text(min_size=1), st.one_of(st.just("all"), st.lists(st.integers()), st.text()),
-                                  min_size=1))
+@given(st.text(), st.dictionaries(st.text(min_size=1), st.one_of(st.just("all"), st.lists(st.integers()),
+                                                                 _CONFIG_TEXT), min_size=1))
 def test_a_run_name_is_shell_safe_and_can_be_given_back_as_hydra_run_dir(model, target):
     name = _run_name(model, "block_12", ["target.x=[1]"], target)
     assert _is_safe(name) and len(name) <= MAX_LENGTH - TIME_LENGTH
