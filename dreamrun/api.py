@@ -10,17 +10,19 @@ import re
 import sys
 from typing import Any, Mapping, Optional
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from PIL import Image
 
 from dreamrun.config.compose import compose_config
 from dreamrun.config.hydra_errors import CONFIG_ERRORS, one_line
+from dreamrun.config.schema import InputKind
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import fit_long_side, load_image, to_rgb, to_tensor
 from dreamrun.inputs.masks import load_mask
 from dreamrun.jobs.dream import prepare, run_dream
-from dreamrun.jobs.skeleton import validate
+from dreamrun.jobs.skeleton import load_input, validate
 from dreamrun.nets.backends import backend_settings
 from dreamrun.outputs.images import to_pil
 from dreamrun.outputs.progress import ProgressBar
@@ -45,11 +47,12 @@ CONFIG_KEYS = {"octaves": "octaves", "octave_scale": "octave_scale", "steps": "s
                "smoothing": "gradient.smoothing", "laplacian_levels": "gradient.laplacian_levels",
                "luminance_only": "gradient.luminance_only", "guide": "guide.path", "size": "input.size",
                "weights": "model.weights", "target": "target", "upscale": "input.upscale",
-               "mask": "mask.path", "mask_feather": "mask.feather", "mask_invert": "mask.invert"}
+               "mask": "mask.path", "mask_feather": "mask.feather", "mask_invert": "mask.invert",
+               "param": "param", "transforms": "transforms", "reduction": "reduction"}
 
 
 def dream(
-    image: Image.Image | str | os.PathLike,
+    image: Optional[Image.Image | str | os.PathLike],
     *,
     target: Optional[Mapping[str, Any]] = None,
     model: str = "inception_v3",
@@ -70,6 +73,9 @@ def dream(
     laplacian_levels: int = 0,
     luminance_only: bool = False,
     upscale: bool = False,
+    param: str = "pixel",
+    transforms: Any = "none",
+    reduction: str = "mean_square",
     progress: Optional[bool] = None,
 ) -> Image.Image:
     """DeepDream one image and return the dream as a PIL image.
@@ -82,6 +88,10 @@ def dream(
     mask: an image of where to dream (white: dream, black: keep exactly; mask.path), mask_feather its soft
     edge in px, mask_invert to dream where it is black. smoothing,
     laplacian_levels, luminance_only: the gradient options (gradient.*), all off by default.
+    Feature visualisation: image=None starts from noise (size x size px; the CLI's input=noise); param="fft"
+    climbs a decorrelated, 1/f-scaled spectrum (octaves=1; step_size is Adam's learning rate, 0.05 suits it);
+    transforms="lucid" (or a list, as on the CLI) moves the image a little every step; reduction="mean" makes
+    a target's mean activation the objective where it names no reduction.
     progress: a bar of the steps (True), nothing (False), or by default one wherever a person watches:
     a notebook (Jupyter) or a terminal.
 
@@ -91,19 +101,20 @@ def dream(
     try:
         return _dream(image, target, model, weights, octaves, octave_scale, steps, step_size, max_shift, size,
                       seed, device, guide, mask, mask_feather, mask_invert, smoothing, laplacian_levels,
-                      luminance_only, upscale, progress)
+                      luminance_only, upscale, param, transforms, reduction, progress)
     except DreamError as e:
         raise DreamError(in_api_terms(str(e))) from None
 
 
 def _dream(image, target, model, weights, octaves, octave_scale, steps, step_size, max_shift, size, seed, device,
            guide, mask, mask_feather, mask_invert, smoothing, laplacian_levels, luminance_only, upscale,
-           progress) -> Image.Image:
+           param, transforms, reduction, progress) -> Image.Image:
     settings = {"octaves": octaves, "octave_scale": octave_scale, "steps": steps, "step_size": step_size,
                 "max_shift": max_shift, "seed": seed, "device": device, "smoothing": smoothing,
                 "laplacian_levels": laplacian_levels, "luminance_only": luminance_only, "upscale": upscale,
                 "guide": None if guide is None else str(guide), "mask": None if mask is None else str(mask),
-                "mask_feather": mask_feather, "mask_invert": mask_invert}
+                "mask_feather": mask_feather, "mask_invert": mask_invert, "param": param,
+                "transforms": transforms, "reduction": reduction}
     if size is not _FROM_CONFIG:
         settings["size"] = size
     if weights is not _FROM_CONFIG:
@@ -114,15 +125,10 @@ def _dream(image, target, model, weights, octaves, octave_scale, steps, step_siz
                              f"not a {type(target).__name__}")
         settings["target"] = dict(target)
     cfg = _config(model, settings)
+    if image is None:
+        cfg.input.kind = InputKind.noise
     validate(cfg)  # before the image is touched: a bad size would otherwise shrink it first
-    if isinstance(image, (str, os.PathLike)):
-        pil = load_image(image)
-    elif isinstance(image, Image.Image):
-        pil = to_rgb(image)
-    else:
-        raise DreamError(f"image must be a PIL image or a path to one, not a {type(image).__name__}"
-                         + CONVERSIONS.get(type(image).__name__, ""))
-    image = to_tensor(fit_long_side(pil, cfg.input.size, cfg.input.upscale))
+    image = _input(image, cfg)
     where = load_mask(cfg.mask, tuple(image.shape[-2:]))
     dreamer = prepare(cfg, *image.shape[-2:], image=image)
     watched = in_notebook() or sys.stderr.isatty()
@@ -135,6 +141,20 @@ def _dream(image, target, model, weights, octaves, octave_scale, steps, step_siz
     dreamed = to_pil(result.image)
     dreamed.info["dreamrun"] = result.metrics
     return dreamed
+
+
+def _input(image: Optional[Image.Image | str | os.PathLike], cfg: DictConfig) -> "torch.Tensor":
+    """dream()'s image as (1, 3, H, W) in [0, 1], fitted to cfg.input.size; None: cfg's noise."""
+    if image is None:
+        return load_input(cfg, torch.Generator().manual_seed(cfg.seed))
+    if isinstance(image, (str, os.PathLike)):
+        pil = load_image(image)
+    elif isinstance(image, Image.Image):
+        pil = to_rgb(image)
+    else:
+        raise DreamError(f"image must be a PIL image or a path to one, not a {type(image).__name__}"
+                         + CONVERSIONS.get(type(image).__name__, ""))
+    return to_tensor(fit_long_side(pil, cfg.input.size, cfg.input.upscale))
 
 
 def in_notebook() -> bool:

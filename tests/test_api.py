@@ -33,7 +33,7 @@ def test_dream_size_none_keeps_the_image_and_a_number_sets_its_long_side(size, e
     ({"max_shift": [1]}, "max_shift=[1]: "),
     ({"target": ["block_3"]}, "target must map layers to channels"),
     ({"target": {"block_3": object()}}, "target={'block_3': <object"),
-    ({"image": None}, "image must be a PIL image or a path to one, not a NoneType"),
+    ({"image": 3}, "image must be a PIL image or a path to one, not a int"),
     ({"image": torch.rand(3, 64, 64)}, "not a Tensor: torchvision.transforms.functional.to_pil_image"),
     ({"image": np.zeros((64, 64, 3), np.uint8)}, "not a ndarray: PIL.Image.fromarray"),
 ])

@@ -101,6 +101,11 @@ class Mode(Enum):
     video = "video"  # a video file dreamed frame by frame, the dream carried along the motion (see VideoConfig)
 
 
+class Param(Enum):
+    pixel = "pixel"  # the image's pixels, by normalised gradient steps
+    fft = "fft"  # a 1/frequency-scaled, colour-decorrelated spectrum, by Adam (core.parameterisations)
+
+
 class AnimationFormat(Enum):
     gif = "gif"
     webp = "webp"
@@ -170,6 +175,9 @@ class DreamConfig:
     channels_last: bool = True
     compile: bool = False  # torch.compile the network: faster steps after minutes of compiling on CPU
     seamless: bool = False  # a dream that tiles: the network sees the image on a torus (nets.torus)
+    param: Param = Param.pixel  # the space the dream climbs in: pixel, or fft (feature visualisation)
+    transforms: Any = "none"  # moves the network sees the image through each step: none, lucid, or a list
+    reduction: str = "mean_square"  # how a target reduces its activation unless it says: mean_square, l2, mean
     tile: TileConfig = field(default_factory=TileConfig)
     mode: Mode = Mode.dream
     zoom: ZoomConfig = field(default_factory=ZoomConfig)

@@ -11,6 +11,7 @@ import torch
 from dreamrun.core.gradient_filters import GradientFilter, gradient_filter
 from dreamrun.core.observers import Observer
 from dreamrun.core.octaves import octave_sizes, resize
+from dreamrun.core.parameterisations import parameterisation
 from dreamrun.core.tiles import ObjectiveFn, gradient
 
 
@@ -77,6 +78,9 @@ class Ascent:
     luminance_only: bool = False  # the gradient's luminance alone, on every channel
     laplacian_levels: int = 0  # levels of Laplacian-pyramid normalisation
     seamless: bool = False  # the image is a tile of a periodic one: octaves resize it wrapping around
+    # the space it climbs in (core.parameterisations): pixel, the image itself, by normalised steps; fft, a
+    # scaled spectrum, by Adam with step_size as its learning rate (one octave: the spectrum holds every scale)
+    param: str = "pixel"
 
 
 def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, generator: torch.Generator,
@@ -85,10 +89,14 @@ def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, genera
     dream of the same shape. mask (1, 1, H, W) in [0, 1]: where it may dream, each step scaled by it;
     where it is 0 the dream is the image exactly."""
     height, width = image.shape[-2:]
-    sizes = octave_sizes(height, width, ascent.octaves, ascent.octave_scale)
-    steps = ascent.steps
     filter_gradient = gradient_filter(smoothing=ascent.smoothing, luminance=ascent.luminance_only,
                                       laplacian_levels=ascent.laplacian_levels)
+    if ascent.param != "pixel":
+        if ascent.octaves != 1 or mask is not None:
+            raise ValueError(f"param={ascent.param} climbs one octave of the whole image (no mask)")
+        return _climb_parameters(image, objective, ascent, filter_gradient, generator, observers)
+    sizes = octave_sizes(height, width, ascent.octaves, ascent.octave_scale)
+    steps = ascent.steps
     for obs in observers:
         obs.on_dream_start(sizes=sizes, steps=steps)
 
@@ -124,3 +132,41 @@ def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, genera
     for obs in observers:
         obs.on_dream_end(image=dreamed)
     return dreamed.detach()
+
+
+def _climb_parameters(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent,
+                      filter_gradient: Optional[GradientFilter], generator: torch.Generator,
+                      observers: Sequence[Observer]) -> torch.Tensor:
+    """The dream of image in ascent.param's space: its parameters start where they make image, and Adam
+    climbs them, the objective's gradient at the (jittered) image carried back to them by autograd."""
+    height, width = image.shape[-2:]
+    param = parameterisation(ascent.param, height, width)
+    parameters = param.encode(image).requires_grad_(True)
+    optimizer = torch.optim.Adam([parameters], lr=ascent.step_size, maximize=True)
+    for obs in observers:
+        obs.on_dream_start(sizes=[(height, width)], steps=ascent.steps)
+    dreamed = image
+    first_bad_step = torch.tensor(-1, device=image.device)
+    for step in range(ascent.steps):
+        shift = random_shift(ascent.max_shift, generator)
+        seen = param.decode(parameters)  # (1, 3, H, W)
+        grad, values = gradient(roll(seen.detach(), shift), objective, ascent.tile_size)
+        direction = unroll(grad, shift)
+        direction = filter_gradient(direction) if filter_gradient else direction
+        finite = torch.isfinite(values["loss"]) & torch.isfinite(direction).all()
+        optimizer.zero_grad(set_to_none=True)
+        seen.backward(torch.where(finite, direction, torch.zeros_like(direction)))  # a bad step moves nothing
+        optimizer.step()
+        with torch.no_grad():
+            dreamed = param.decode(parameters)
+        first_bad_step = torch.where(finite | (first_bad_step >= 0), first_bad_step, step)
+        for obs in observers:
+            obs.on_step(octave=0, step=step, global_step=step, values={**values, "grad_norm": grad.abs().mean()},
+                        image=dreamed, shift=shift)
+    if first_bad_step.item() >= 0:
+        raise NonFiniteError(first_bad_step.item(), 0, dreamed)
+    for obs in observers:
+        obs.on_octave_end(octave=0, global_step=ascent.steps, image=dreamed)
+    for obs in observers:
+        obs.on_dream_end(image=dreamed)
+    return dreamed

@@ -212,10 +212,11 @@ PICKS = ("strongest", "weakest")
 
 
 def parse_target(target: Mapping[str, Any], layers: list[str],
-                 class_names: Optional[Sequence[str]] = None) -> Objective:
+                 class_names: Optional[Sequence[str]] = None, reduction: str = "mean_square") -> Objective:
     """Compile a target dictionary to an Objective. Each layer maps to "all" | [channels] |
     {channels, weight, reduction} | {strongest: K, weight, reduction} ({weakest: K}: see pick_channels),
-    and logits to {classes: [index or name], weight, reduction}.
+    and logits to {classes: [index or name], weight, reduction}. reduction: a layer's where it names none
+    (logits: mean).
 
     Layer names and class names are checked here; channel indices need the network, see check_channels.
     """
@@ -228,11 +229,11 @@ def parse_target(target: Mapping[str, Any], layers: list[str],
     for layer, spec in target.items():
         if layer not in layers:
             raise DreamError(f"unknown layer '{layer}' for this model; valid layers: {', '.join(layers)}")
-        terms.append(_term(layer, spec if isinstance(spec, Mapping) else {"channels": spec}, class_names))
+        terms.append(_term(layer, spec if isinstance(spec, Mapping) else {"channels": spec}, class_names, reduction))
     return Objective(tuple(terms))
 
 
-def _term(layer: str, spec: Mapping[str, Any], class_names: Optional[Sequence[str]]) -> Term:
+def _term(layer: str, spec: Mapping[str, Any], class_names: Optional[Sequence[str]], default_reduction: str) -> Term:
     keys = {"channels", "weight", "reduction", *PICKS} | ({"classes"} if layer == LOGITS else set())
     unknown = set(spec) - keys
     if unknown:
@@ -253,9 +254,10 @@ def _term(layer: str, spec: Mapping[str, Any], class_names: Optional[Sequence[st
     else:
         channels = _channels(spec.get("channels", "all"), layer)
     # a class's logit is maximised as it is: squaring would also reward a strongly negative one
-    reduction = spec.get("reduction", "mean" if "classes" in spec else "mean_square")
+    reduction = spec.get("reduction", "mean" if "classes" in spec else default_reduction)
     if reduction not in REDUCTIONS:
-        raise DreamError(f"target.{layer}.reduction: unknown '{reduction}'; use {', '.join(REDUCTIONS)}")
+        where = f"target.{layer}.reduction" if "reduction" in spec else "reduction"
+        raise DreamError(f"{where}: unknown '{reduction}'; use {', '.join(REDUCTIONS)}")
     weight = spec.get("weight", 1.0)
     if isinstance(weight, Mapping):  # keyframes: a zoom's or a video's frames weigh the term differently
         weight_curve = curve(weight, f"target.{layer}.weight")

@@ -27,10 +27,12 @@ with warnings.catch_warnings():  # tqdm.contrib imports tqdm.auto, which warns i
     warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dreamrun.config.schema import DreamConfig, InputKind, Mode
+from dreamrun.config.schema import DreamConfig, InputKind, Mode, Param
 from dreamrun.core.engine import NonFiniteError
 from dreamrun.core.observers import LastStep, Observer
+from dreamrun.core.parameterisations import fourier_noise
 from dreamrun.core.tiles import NEVER_TILE
+from dreamrun.core.transforms import parse_transforms
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import fit_long_side, load_image, noise, sample_image, size_note, to_tensor
 from dreamrun.inputs.masks import load_mask
@@ -213,6 +215,27 @@ def validate(cfg: DreamConfig) -> None:
                          "cut into tiles: use tile.size=auto or null")
     if cfg.input.kind == InputKind.noise and cfg.input.size is None:
         raise DreamError("input=noise needs input.size (the side of the noise image in px)")
+    _check_parameterisation(cfg)
+
+
+def _check_parameterisation(cfg: DreamConfig) -> None:
+    """param and transforms: the combinations they cannot serve, each refused in one line."""
+    transforms = parse_transforms(OmegaConf.to_container(cfg.transforms) if OmegaConf.is_config(cfg.transforms)
+                                  else cfg.transforms)
+    if cfg.seamless and transforms:
+        raise DreamError("seamless=true shows the network the image on a torus, which the transforms' padding, "
+                         "turns and zooms would cut open: use transforms=none")
+    if cfg.param != Param.fft:
+        return
+    if cfg.mode != Mode.dream:
+        raise DreamError(f"param=fft makes one image from its spectrum; a {cfg.mode.value}'s frames are made by "
+                         "moving pixels: use param=pixel")
+    if cfg.octaves != 1:
+        raise DreamError(f"param=fft climbs every scale of the image at once, in one octave: use octaves=1 "
+                         f"(not {cfg.octaves})")
+    if cfg.mask.path:
+        raise DreamError("param=fft changes every pixel through the spectrum, so a mask could keep none exactly: "
+                         "use param=pixel with mask.path")
 
 
 def _check_step_size(cfg: DreamConfig) -> None:
@@ -245,7 +268,8 @@ def _input_image(cfg: DreamConfig, generator: torch.Generator) -> tuple[torch.Te
         if cfg.input.path:
             raise DreamError(f"input=noise makes its own image, so input.path={cfg.input.path} would be "
                              "ignored: drop input.path, or dream on it with input=image")
-        return noise(cfg.input.size, generator), ""
+        make_noise = fourier_noise if cfg.param == Param.fft else noise  # where each space starts from nothing
+        return make_noise(cfg.input.size, generator), ""
     if cfg.input.path:
         image = load_image(cfg.input.path)
     elif cfg.input.kind == InputKind.image:

@@ -42,12 +42,13 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 64  # images per pass, however much memory is free: beyond this a batch is no faster
 
 
-GROUP_KEYS = ["model", "input", "octaves", "octave_scale", "precision", "device", "channels_last", "compile",
+GROUP_KEYS = ["model", "input", "param", "octaves", "octave_scale", "precision", "device", "channels_last", "compile",
               "gradient", "tile"]
 
 
 def group_key(cfg: DreamConfig) -> Optional[str]:
-    """What jobs must share to dream in one batch, as text; None for a job that dreams alone.
+    """What jobs must share to dream in one batch, as text; None for a job that dreams alone. (param: a
+    noise input is drawn in its space.)
 
     Random weights (model.weights=null) are drawn from the job's seed, so there the seed is shared too.
     Guided, seamless and explicitly tiled dreams, and zooms, dream alone.
@@ -192,7 +193,7 @@ class TogetherDreamer(Dreamer):
     member: int
     start: Inspected
 
-    def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def evaluate(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         grad, values = self.rendezvous.ask(self.member, self, image.detach())
         return {**values, GRADIENT: grad}  # the engine takes the batch's gradient (core.tiles.gradient)
 

@@ -32,6 +32,7 @@ from dreamrun.outputs.files import save_png, save_text
 UNFINISHED = "unfinished"  # started, no result.json yet: killed before it claimed its dir, or about to
 NOT_RUN = "not run"  # in the sweep's grid, never started
 TENSORBOARD_SUFFIX = ".summary"
+MAX_ROW = 8  # pictures in a row of one swept key's values
 SUMMARY_FILES = {"image": "summary.png", "table": "summary.csv", "report": "summary.md"}  # in the sweep dir
 
 Axis = tuple[str, list[str]]  # a swept key and its values, in sweep order
@@ -198,11 +199,17 @@ def _caption(job: Job, overrides: Sequence[str]) -> Tile:
     return Tile(job.dream(), head + [f"{number}{job.status}"], placeholder=job.status.upper())
 
 
+def _one_long_axis(axes: Sequence[Axis]) -> bool:
+    """One swept key with more values than a row holds (an atlas's channels): wrapped into a square grid,
+    each picture captioned with its value."""
+    return len(axes) == 1 and len(axes[0][1]) > MAX_ROW
+
+
 def sheet(summary: Summary) -> Image.Image:
     """The contact sheet: the grid of the swept keys when the sweep is a grid, else jobs in order."""
     row_labels: list[str] = []
     col_labels: list[str] = []
-    if summary.grid is not None:
+    if summary.grid is not None and not _one_long_axis(summary.axes):
         row_axes, col_axes = split_axes(summary.axes)
         row_labels = ["\n".join(f"{k}={row[0].overrides[k]}" for k, _ in row_axes) for row in summary.grid] \
             if row_axes else []

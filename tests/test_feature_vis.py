@@ -1,0 +1,249 @@
+"""Feature visualisation: param=fft (a decorrelated, 1/f-scaled spectrum), transforms (robustness), the atlas
+preset; each checked against an independent reference where one exists (numpy's FFT, torch.rot90, the
+packaged Lite0 itself)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import dreamrun
+from conftest import TINY, run_cli
+from dreamrun.core import engine
+from dreamrun.core.observers import Observer
+from dreamrun.core.parameterisations import COLOURS, GAIN, FourierImage, fourier_noise
+from dreamrun.core.transforms import Jitter, Pad, Rotate, Scale, Transforms, parse_transforms, _warp
+from dreamrun.errors import DreamError
+from helpers.classic import BlockActivation, packaged_lite0
+
+LITE0 = ["model=efficientnet_lite0", "device=cpu"]
+FROM_NOISE = [*LITE0, "input=noise", "input.size=96", "octaves=1", "reduction=mean", "jitter.max_shift=0"]
+
+
+def neighbour_difference(image: np.ndarray) -> float:
+    """Mean absolute difference of neighbouring pixels, across and down: the image's fine grain."""
+    image = image.astype(np.float64) / 255
+    return float((np.abs(np.diff(image, axis=1)).mean() + np.abs(np.diff(image, axis=0)).mean()) / 2)
+
+
+def pixels(path) -> np.ndarray:
+    return np.array(Image.open(path).convert("RGB"))
+
+
+# ---- the parameterisation -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("height, width", [(64, 64), (63, 50), (32, 97)])
+def test_the_fourier_image_is_numpys_inverse_fft_of_the_scaled_spectrum_decorrelated(height, width):
+    """decode against the formula written with numpy: sigmoid(COLOURS @ (GAIN * irfft2(spectrum / f)))."""
+    spectrum = torch.randn(1, 3, height, width // 2 + 1, 2, generator=torch.Generator().manual_seed(1))
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    scale = 1 / np.maximum(np.sqrt(fx ** 2 + fy ** 2), 1 / max(height, width))
+    complex_spectrum = spectrum[..., 0].double().numpy() + 1j * spectrum[..., 1].double().numpy()
+    linear = GAIN * np.fft.irfft2(complex_spectrum * scale, s=(height, width), norm="ortho")[0]  # (3, H, W)
+    expected = 1 / (1 + np.exp(-np.einsum("ij,jhw->ihw", COLOURS.double().numpy(), linear)))
+    image = FourierImage(height, width).decode(spectrum)
+    assert image.shape == (1, 3, height, width)
+    np.testing.assert_allclose(image[0].numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("height, width", [(64, 64), (63, 50)])
+def test_a_photo_encodes_to_a_spectrum_that_decodes_back_to_it(height, width):
+    photo = 0.05 + 0.9 * torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(2))
+    fourier = FourierImage(height, width)
+    torch.testing.assert_close(fourier.decode(fourier.encode(photo)), photo, atol=1e-5, rtol=0)
+
+
+def test_a_random_spectrum_is_an_almost_grey_image_with_little_fine_grain():
+    start = fourier_noise(128, torch.Generator().manual_seed(0))
+    assert abs(start.mean().item() - 0.5) < 0.02 and start.std().item() < 0.05
+    uniform = 0.5 + 0.2 * (torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0)) - 0.5)
+    fine = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean().item()  # noqa: E731
+    assert fine(start) < 0.2 * fine(uniform)
+
+
+def test_the_engine_climbs_the_spectrum_and_reports_every_step():
+    """A toy objective with a known optimum (the red channel's mean): Adam in the spectrum raises it."""
+    seen = []
+
+    class Steps(Observer):
+        def on_step(self, *, image, **kw):
+            seen.append(image[:, 0].mean().item())
+
+    start = fourier_noise(48, torch.Generator().manual_seed(0))
+    climb = engine.Ascent(octaves=1, steps=20, step_size=0.05, max_shift=4, param="fft")
+    dreamed = engine.dream(start, lambda image: image[:, 0].mean(), climb, generator=torch.Generator().manual_seed(0),
+                           observers=[Steps()])
+    assert len(seen) == 20 and seen[-1] == pytest.approx(dreamed[:, 0].mean().item())
+    assert start[:, 0].mean() < seen[0] and all(later > earlier for earlier, later in zip(seen, seen[1:]))
+
+
+def test_a_non_finite_objective_in_the_spectrum_stops_with_the_last_good_image():
+    start = fourier_noise(32, torch.Generator().manual_seed(0))
+    climb = engine.Ascent(octaves=1, steps=3, step_size=0.05, max_shift=0, param="fft")
+    with pytest.raises(engine.NonFiniteError) as stopped:
+        engine.dream(start, lambda image: image.mean() * float("nan"), climb, generator=torch.Generator())
+    assert stopped.value.global_step == 0
+    torch.testing.assert_close(stopped.value.image, start, atol=1e-5, rtol=0)  # no step was taken
+
+
+# ---- the transforms ---------------------------------------------------------------------------------------
+
+def test_the_lucid_set_pads_jitters_scales_rotates_and_jitters():
+    steps = parse_transforms("lucid")
+    assert steps == [Pad(12), Jitter(8), Scale(0.9, 1.1), Rotate(10.0), Jitter(4)]
+    assert parse_transforms("none") == [] and parse_transforms(["pad", {"rotate": 5}]) == [Pad(12), Rotate(5.0)]
+
+
+def test_each_transform_keeps_its_size_but_the_pad():
+    image = torch.rand(2, 3, 40, 56)
+    generator = torch.Generator().manual_seed(0)
+    assert Pad(5)(image, generator).shape == (2, 3, 50, 66)
+    for step in (Jitter(8), Scale(0.9, 1.1), Rotate(10)):
+        assert step(image, generator).shape == image.shape
+
+
+def test_a_quarter_turn_is_rot90_and_no_warp_is_the_image():
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(_warp(image, 1.0, 0.0), image, atol=1e-6, rtol=0)
+    torch.testing.assert_close(_warp(image, 1.0, 90.0), torch.rot90(image, 1, (-2, -1)), atol=1e-5, rtol=0)
+
+
+def test_jitter_rolls_by_at_most_its_px_and_the_same_seed_moves_the_same():
+    image = torch.zeros(1, 1, 40, 40)
+    image[..., 20, 20] = 1
+    moves = []
+    for seed in (0, 0, 1):
+        moved = Jitter(3)(image, torch.Generator().manual_seed(seed))
+        y, x = divmod(int(moved.flatten().argmax()), 40)
+        assert abs(y - 20) <= 3 and abs(x - 20) <= 3
+        moves.append((y, x))
+    assert moves[0] == moves[1]
+
+
+def test_the_gradient_reaches_the_image_through_every_transform():
+    image = torch.rand(1, 3, 32, 32).requires_grad_(True)
+    seen = Transforms(parse_transforms("lucid"), torch.Generator().manual_seed(0))(image)
+    (grad,) = torch.autograd.grad(seen.mean(), image)
+    assert grad.abs().sum() > 0 and torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("wobble", "transforms=wobble: unknown"),
+    (["pad", {"blur": 2}], "unknown transform 'blur'"),
+    ([{"pad": -1}], "pad takes px"),
+    ([{"scale": [1.2, 0.9]}], "scale takes [low, high]"),
+    ([{"rotate": "lots"}], "rotate takes degrees"),
+    ({"pad": 3}, "transforms must be none or lucid or a list"),
+])
+def test_a_wrong_transform_is_refused_in_one_line(spec, message):
+    with pytest.raises(DreamError) as refused:
+        parse_transforms(spec)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+# ---- from the command line and dream() ---------------------------------------------------------------------
+
+def test_from_noise_the_spectrum_raises_the_channel_with_less_grain_than_pixels(tmp_path):
+    """The same steps and transforms from noise; the channel's mean measured by the packaged Lite0 itself."""
+    common = [*FROM_NOISE, "steps=40", "transforms=lucid", "target=block_5", "target.block_5=[7]"]
+    runs = {}
+    for param, step_size in (("fft", 0.05), ("pixel", 0.01)):
+        proc = run_cli(*common, f"param={param}", f"step_size={step_size}", f"hydra.run.dir={tmp_path / param}")
+        assert proc.returncode == 0, proc.stderr
+        runs[param] = pixels(tmp_path / param / "dream.png")
+    block = BlockActivation(packaged_lite0(), 5)
+    score = {name: block(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255)[:, 7].mean().item()
+             for name, image in runs.items()}
+    start = block(fourier_noise(96, torch.Generator().manual_seed(0)))[:, 7].mean().item()
+    assert score["fft"] > start + 1.0
+    assert neighbour_difference(runs["fft"]) < neighbour_difference(runs["pixel"])
+
+
+def test_a_photo_starts_the_spectrum_where_it_is(tmp_path):
+    """steps=0: the photo comes back (to a level, but where it was within EDGE of black or white)."""
+    proc = run_cli(*TINY, "octaves=1", "steps=0", "param=fft", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    dream, start = pixels(tmp_path / "dream.png").astype(int), pixels(tmp_path / "input.png").astype(int)
+    inside = (start > 3) & (start < 252)
+    assert np.abs(dream - start)[inside].max() <= 1
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["param=fft", "octaves=2"], "param=fft climbs every scale of the image at once, in one octave: use octaves=1"),
+    (["param=fft", "octaves=1", "mode=zoom", "input=noise", "input.size=64"], "use param=pixel"),
+    (["param=fft", "octaves=1", "mask.path=mask.png"], "use param=pixel with mask.path"),
+    (["seamless=true", "transforms=lucid"], "use transforms=none"),
+    (["transforms=wobble"], "transforms=wobble: unknown"),
+    (["'transforms=[{pad: -2}]'"], "pad takes px"),
+    (["param=wavelet"], "param=wavelet: Invalid value 'wavelet', expected one of [pixel, fft]"),
+    (["reduction=median"], "reduction: unknown 'median'"),
+])
+def test_what_feature_visualisation_cannot_serve_is_one_line(tmp_path, overrides, message):
+    overrides = [o.strip("'") for o in overrides]
+    proc = run_cli(*TINY, *overrides, f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_dream_takes_param_transforms_and_reduction(tmp_path):
+    photo = Image.fromarray((np.random.default_rng(0).random((80, 96, 3)) * 255).astype(np.uint8))
+    dreamed = dreamrun.dream(photo, model="efficientnet_lite0", target={"block_5": [7]}, octaves=1, steps=10,
+                             step_size=0.05, param="fft", transforms="lucid", reduction="mean", progress=False)
+    metrics = dreamed.info["dreamrun"]
+    assert dreamed.size == (96, 80)
+    assert metrics["objective_after"] > metrics["objective_before"]
+    with pytest.raises(DreamError, match="use octaves=1"):
+        dreamrun.dream(photo, model="efficientnet_lite0", param="fft", octaves=3, progress=False)
+
+
+def test_dream_of_no_image_starts_from_the_clis_noise():
+    """image=None is input=noise: for param=fft the random spectrum's image, as the CLI starts from."""
+    common = dict(model="efficientnet_lite0", target={"block_5": [7]}, octaves=1, size=64, progress=False)
+    start = np.array(dreamrun.dream(None, steps=0, param="fft", **common)).astype(int)
+    expected = np.round(fourier_noise(64, torch.Generator().manual_seed(0))[0].permute(1, 2, 0).numpy() * 255)
+    assert start.shape == (64, 64, 3) and np.abs(start - expected).max() <= 1
+    dreamed = dreamrun.dream(None, steps=5, step_size=0.05, param="fft", transforms="lucid", **common)
+    assert dreamed.info["dreamrun"]["objective_after"] > dreamed.info["dreamrun"]["objective_before"]
+
+
+def test_transforms_serve_every_job_kind(tmp_path):
+    proc = run_cli("mode=zoom", *LITE0, "input=noise", "input.size=64", "zoom.frames=2", "zoom.steps_per_frame=2",
+                   "transforms=lucid", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 2
+
+
+# ---- the atlas ------------------------------------------------------------------------------------------------
+
+ATLAS = ["-m", "+preset=atlas", *LITE0, "target=block_3", "input.size=64", "steps=4"]
+
+
+def test_an_atlas_dreams_its_channels_together_as_each_would_alone(tmp_path):
+    together = run_cli(*ATLAS, "target.block_3=range(0,3)", f"hydra.sweep.dir={tmp_path / 'batched'}")
+    assert together.returncode == 0, together.stderr
+    assert "3 together" in together.stderr
+    alone = run_cli(*ATLAS, "target.block_3=range(0,3)", "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'basic'}")
+    assert alone.returncode == 0, alone.stderr
+    for channel in range(3):
+        name = f"{channel}_target.block_3={channel}"
+        cfg = json.loads((tmp_path / "batched" / name / "result.json").read_text())
+        assert cfg["status"] == "completed"
+        np.testing.assert_array_equal(pixels(tmp_path / "batched" / name / "dream.png"),
+                                      pixels(tmp_path / "basic" / name / "dream.png"))
+    assert (tmp_path / "batched" / "summary.png").exists()
+
+
+def test_an_atlas_of_many_channels_is_wrapped_into_a_labelled_grid(tmp_path):
+    proc = run_cli(*ATLAS, "steps=1", "target.block_3=range(0,10)", f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    sheet = Image.open(tmp_path / "summary.png")
+    assert sheet.height > 0.6 * sheet.width  # 4 x 3 pictures, not a row of 10
+    board = EventAccumulator(str(tmp_path), size_guidance={"images": 0}).Reload()
+    assert "sweep/summary" in board.Tags()["images"]
+    report = (tmp_path / "summary.md").read_text()
+    assert all(f"target.block_3={c}" in report for c in range(10))
