@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Remake the README's dream pictures with dreamrun itself, offline (EfficientNet-Lite0 from PyPI):
-# the sample-photo dream, the zoom GIF, the video GIF and the sweep summary; then the TensorBoard screenshots
+# the sample-photo dream, the zoom GIF, the video GIF, the sweep summary and the atlas; then the TensorBoard screenshots
 # (make_screenshots.sh, which needs headless Chromium). Run from the repo root with dreamrun installed.
 set -euo pipefail
 runs=$(mktemp -d)
@@ -43,6 +43,10 @@ python -m dreamrun mode=video model=efficientnet_lite0 input=video input.path="$
 # the sweep of the README's "Sweeps" section
 python -m dreamrun -m model=efficientnet_lite0 target=block_6,block_10,block_14 octaves=2,3 input.size=256 \
     log=none hydra.sweep.dir="$runs/sweep"
+
+# the atlas of docs/feature-visualisation.md: 16 channels of block_8 from noise, dreamed together
+python -m dreamrun -m +preset=atlas model=efficientnet_lite0 target=block_8 'target.block_8=range(0,16)' \
+    hydra.sweep.dir="$runs/atlas"
 
 python - "$runs" <<'EOF'
 import sys
@@ -96,6 +100,9 @@ frames[0].save("docs/video_lite0_pan.gif", save_all=True, append_images=frames[1
                optimize=True)
 
 Image.open(runs / "sweep/summary.png").convert("RGB").save("docs/sweep_summary.jpg", quality=85)
+atlas = Image.open(runs / "atlas/summary.png").convert("RGB")
+atlas.thumbnail((900, 900))
+atlas.save("docs/atlas_lite0_block_8.jpg", quality=88)
 EOF
 bash "$(dirname "$0")/make_screenshots.sh"
 echo "pictures remade in docs/ (runs in $runs)"

@@ -13,7 +13,8 @@ from conftest import TINY, run_cli
 from dreamrun.core import engine
 from dreamrun.core.observers import Observer
 from dreamrun.core.parameterisations import COLOURS, GAIN, FourierImage, fourier_noise
-from dreamrun.core.transforms import Jitter, Pad, Rotate, Scale, Transforms, parse_transforms, _warp
+from dreamrun.core.tiles import GRADIENT
+from dreamrun.core.transforms import Jitter, Pad, Rotate, Scale, _warp, parse_transforms, seen_through
 from dreamrun.errors import DreamError
 from helpers.classic import BlockActivation, packaged_lite0
 
@@ -79,13 +80,27 @@ def test_the_engine_climbs_the_spectrum_and_reports_every_step():
     assert start[:, 0].mean() < seen[0] and all(later > earlier for earlier, later in zip(seen, seen[1:]))
 
 
-def test_a_non_finite_objective_in_the_spectrum_stops_with_the_last_good_image():
+def test_a_non_finite_step_in_the_spectrum_is_not_taken_and_is_reported():
+    """Steps 2 and 3 are NaN: the image stays where step 1 left it (Adam's momentum moves nothing), the steps
+    after go on from there, and the error names step 2 with the final image."""
+    images, calls = [], []
+
+    class Steps(Observer):
+        def on_step(self, *, image, **kw):
+            images.append(image.clone())
+
+    def objective(image):
+        calls.append(1)
+        return image[:, 0].mean() * (float("nan") if len(calls) in (3, 4) else 1.0)
+
     start = fourier_noise(32, torch.Generator().manual_seed(0))
-    climb = engine.Ascent(octaves=1, steps=3, step_size=0.05, max_shift=0, param="fft")
+    climb = engine.Ascent(octaves=1, steps=6, step_size=0.05, max_shift=0, param="fft")
     with pytest.raises(engine.NonFiniteError) as stopped:
-        engine.dream(start, lambda image: image.mean() * float("nan"), climb, generator=torch.Generator())
-    assert stopped.value.global_step == 0
-    torch.testing.assert_close(stopped.value.image, start, atol=1e-5, rtol=0)  # no step was taken
+        engine.dream(start, objective, climb, generator=torch.Generator(), observers=[Steps()])
+    assert stopped.value.global_step == 2
+    assert torch.equal(images[2], images[1]) and torch.equal(images[3], images[1])
+    assert images[4][:, 0].mean() > images[1][:, 0].mean() and torch.isfinite(images[5]).all()
+    assert torch.equal(stopped.value.image, images[5])
 
 
 # ---- the transforms ---------------------------------------------------------------------------------------
@@ -122,11 +137,23 @@ def test_jitter_rolls_by_at_most_its_px_and_the_same_seed_moves_the_same():
     assert moves[0] == moves[1]
 
 
-def test_the_gradient_reaches_the_image_through_every_transform():
+def test_a_gradient_handed_back_at_what_the_network_saw_reaches_the_image_as_autograd_would():
+    """A batched job's objective answers with the gradient at the moved image (GRADIENT); seen_through carries
+    it back through the same moves, to what autograd gives through them."""
+    lucid = parse_transforms("lucid")
+    weights = torch.rand(1, 3, 56, 56, generator=torch.Generator().manual_seed(4))  # 32 px padded by 12
+
+    def plain(seen):
+        return (seen * weights).sum()
+
+    def batched(seen):
+        return {"loss": plain(seen.detach()), GRADIENT: weights.expand_as(seen)}
+
     image = torch.rand(1, 3, 32, 32).requires_grad_(True)
-    seen = Transforms(parse_transforms("lucid"), torch.Generator().manual_seed(0))(image)
-    (grad,) = torch.autograd.grad(seen.mean(), image)
-    assert grad.abs().sum() > 0 and torch.isfinite(grad).all()
+    (direct,) = torch.autograd.grad(seen_through(lucid, plain, torch.Generator().manual_seed(0))(image), image)
+    carried = seen_through(lucid, batched, torch.Generator().manual_seed(0))(image)[GRADIENT]
+    assert direct.abs().sum() > 0
+    torch.testing.assert_close(carried, direct)
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -162,8 +189,8 @@ def test_from_noise_the_spectrum_raises_the_channel_with_less_grain_than_pixels(
 
 
 def test_a_photo_starts_the_spectrum_where_it_is(tmp_path):
-    """steps=0: the photo comes back (to a level, but where it was within EDGE of black or white)."""
-    proc = run_cli(*TINY, "octaves=1", "steps=0", "param=fft", f"hydra.run.dir={tmp_path}")
+    """One tiny step: the photo comes back (to a level, but where it was within EDGE of black or white)."""
+    proc = run_cli(*TINY, "octaves=1", "steps=1", "step_size=1e-6", "param=fft", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
     dream, start = pixels(tmp_path / "dream.png").astype(int), pixels(tmp_path / "input.png").astype(int)
     inside = (start > 3) & (start < 252)
@@ -178,7 +205,7 @@ def test_a_photo_starts_the_spectrum_where_it_is(tmp_path):
     (["transforms=wobble"], "transforms=wobble: unknown"),
     (["'transforms=[{pad: -2}]'"], "pad takes px"),
     (["param=wavelet"], "param=wavelet: Invalid value 'wavelet', expected one of [pixel, fft]"),
-    (["reduction=median"], "reduction: unknown 'median'"),
+    (["reduction=median"], "reduction=median: Invalid value 'median', expected one of [mean_square, l2, mean]"),
 ])
 def test_what_feature_visualisation_cannot_serve_is_one_line(tmp_path, overrides, message):
     overrides = [o.strip("'") for o in overrides]
@@ -199,21 +226,36 @@ def test_dream_takes_param_transforms_and_reduction(tmp_path):
         dreamrun.dream(photo, model="efficientnet_lite0", param="fft", octaves=3, progress=False)
 
 
-def test_dream_of_no_image_starts_from_the_clis_noise():
-    """image=None is input=noise: for param=fft the random spectrum's image, as the CLI starts from."""
+def test_dream_of_no_image_starts_from_the_clis_noise(tmp_path):
+    """image=None is input=noise: the same start as the CLI's (its input.png), for each param."""
     common = dict(model="efficientnet_lite0", target={"block_5": [7]}, octaves=1, size=64, progress=False)
-    start = np.array(dreamrun.dream(None, steps=0, param="fft", **common)).astype(int)
-    expected = np.round(fourier_noise(64, torch.Generator().manual_seed(0))[0].permute(1, 2, 0).numpy() * 255)
-    assert start.shape == (64, 64, 3) and np.abs(start - expected).max() <= 1
+    for param in ("fft", "pixel"):
+        proc = run_cli(*LITE0, "input=noise", "input.size=64", "octaves=1", "steps=0", f"param={param}",
+                       "target=block_5", f"hydra.run.dir={tmp_path / param}")
+        assert proc.returncode == 0, proc.stderr
+        start = np.array(dreamrun.dream(None, steps=0, param=param, **common)).astype(int)
+        assert np.abs(start - pixels(tmp_path / param / "input.png").astype(int)).max() <= 1
     dreamed = dreamrun.dream(None, steps=5, step_size=0.05, param="fft", transforms="lucid", **common)
     assert dreamed.info["dreamrun"]["objective_after"] > dreamed.info["dreamrun"]["objective_before"]
 
 
-def test_transforms_serve_every_job_kind(tmp_path):
-    proc = run_cli("mode=zoom", *LITE0, "input=noise", "input.size=64", "zoom.frames=2", "zoom.steps_per_frame=2",
-                   "transforms=lucid", f"hydra.run.dir={tmp_path}")
-    assert proc.returncode == 0, proc.stderr
-    assert len(list((tmp_path / "frames").glob("*.png"))) == 2
+def test_a_zoom_moves_through_its_transforms_and_resumes_them_where_it_stopped(tmp_path):
+    """A zoom with transforms=lucid is not the zoom without; resumed after frame 1, its frames 2 and 3 are
+    those of the run that never stopped: the moves come from the saved generator."""
+    zoom = ["mode=zoom", *LITE0, "input=noise", "input.size=64", "zoom.steps_per_frame=3", "log=none"]
+
+    def frames(run_dir, count):
+        return [pixels(run_dir / "frames" / f"{k:06d}.png") for k in range(count)]
+
+    for name, extra in [("whole", ["zoom.frames=4", "transforms=lucid"]), ("plain", ["zoom.frames=4"]),
+                        ("resumed", ["zoom.frames=2", "transforms=lucid"]),
+                        ("resumed", ["zoom.frames=4", "transforms=lucid", "resume=true"])]:
+        proc = run_cli(*zoom, *extra, f"hydra.run.dir={tmp_path / name}")
+        assert proc.returncode == 0, proc.stderr
+    whole, plain, resumed = (frames(tmp_path / name, 4) for name in ("whole", "plain", "resumed"))
+    assert not np.array_equal(whole[1], plain[1])
+    for k in range(4):
+        np.testing.assert_array_equal(resumed[k], whole[k], err_msg=f"frame {k}")
 
 
 # ---- the atlas ------------------------------------------------------------------------------------------------
@@ -221,11 +263,19 @@ def test_transforms_serve_every_job_kind(tmp_path):
 ATLAS = ["-m", "+preset=atlas", *LITE0, "target=block_3", "input.size=64", "steps=4"]
 
 
+def test_the_atlas_preset_sets_feature_visualisation_over_the_defaults(compose_cfg):
+    cfg = compose_cfg("+preset=atlas", "model=efficientnet_lite0")
+    assert (cfg.param.value, cfg.transforms, cfg.reduction.value, cfg.octaves) == ("fft", "lucid", "mean", 1)
+    assert (cfg.input.kind.value, cfg.input.size, cfg.jitter.max_shift) == ("noise", 224, 0)
+
+
 def test_an_atlas_dreams_its_channels_together_as_each_would_alone(tmp_path):
-    together = run_cli(*ATLAS, "target.block_3=range(0,3)", f"hydra.sweep.dir={tmp_path / 'batched'}")
+    """At 96 px: past the smallest tile, where a lone job measures its memory for tile.size=auto first."""
+    together = run_cli(*ATLAS, "input.size=96", "target.block_3=range(0,3)", f"hydra.sweep.dir={tmp_path / 'batched'}")
     assert together.returncode == 0, together.stderr
     assert "3 together" in together.stderr
-    alone = run_cli(*ATLAS, "target.block_3=range(0,3)", "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'basic'}")
+    alone = run_cli(*ATLAS, "input.size=96", "target.block_3=range(0,3)", "hydra/launcher=basic",
+                    f"hydra.sweep.dir={tmp_path / 'basic'}")
     assert alone.returncode == 0, alone.stderr
     for channel in range(3):
         name = f"{channel}_target.block_3={channel}"

@@ -179,6 +179,10 @@ VALUES: dict[str, tuple[list[str], list[str]]] = {
     "mask.feather": (["0", "3"], ["-1", "nan"]),
     "mask.invert": (["false", "true"], ["maybe"]),
     "seamless": (["false", "true"], ["maybe"]),
+    "param": (["pixel", "fft"], ["wavelet", "3"]),
+    "transforms": (["none", "lucid", "[pad,rotate]", "[{jitter:4},{scale:[0.9,1.1]}]"],
+                   ["wobble", "[{pad:-1}]", "{pad:3}", "[{scale:[2,1]}]", "[{rotate:abc}]"]),
+    "reduction": (["mean_square", "l2", "mean"], ["median"]),
     "resume": (["false", "true"], ["maybe"]),
     "overwrite": (["false", "true"], ["maybe"]),
     # not schema keys, but on command lines: a config group, and a typo

@@ -106,6 +106,12 @@ class Param(Enum):
     fft = "fft"  # a 1/frequency-scaled, colour-decorrelated spectrum, by Adam (core.parameterisations)
 
 
+class Reduction(Enum):  # core.objectives.REDUCTIONS
+    mean_square = "mean_square"  # DeepDream's L2 objective, per element
+    l2 = "l2"
+    mean = "mean"  # Lucid's channel objective
+
+
 class AnimationFormat(Enum):
     gif = "gif"
     webp = "webp"
@@ -177,7 +183,7 @@ class DreamConfig:
     seamless: bool = False  # a dream that tiles: the network sees the image on a torus (nets.torus)
     param: Param = Param.pixel  # the space the dream climbs in: pixel, or fft (feature visualisation)
     transforms: Any = "none"  # moves the network sees the image through each step: none, lucid, or a list
-    reduction: str = "mean_square"  # how a target reduces its activation unless it says: mean_square, l2, mean
+    reduction: Reduction = Reduction.mean_square  # how a target reduces its activation where it names none
     tile: TileConfig = field(default_factory=TileConfig)
     mode: Mode = Mode.dream
     zoom: ZoomConfig = field(default_factory=ZoomConfig)

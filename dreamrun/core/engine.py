@@ -13,6 +13,7 @@ from dreamrun.core.observers import Observer
 from dreamrun.core.octaves import octave_sizes, resize
 from dreamrun.core.parameterisations import parameterisation
 from dreamrun.core.tiles import ObjectiveFn, gradient
+from dreamrun.core.transforms import seen_through
 
 
 class NonFiniteError(ArithmeticError):
@@ -81,6 +82,7 @@ class Ascent:
     # the space it climbs in (core.parameterisations): pixel, the image itself, by normalised steps; fft, a
     # scaled spectrum, by Adam with step_size as its learning rate (one octave: the spectrum holds every scale)
     param: str = "pixel"
+    transforms: tuple = ()  # random moves the objective sees the image through, each step (core.transforms)
 
 
 def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, generator: torch.Generator,
@@ -91,6 +93,8 @@ def dream(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascent, *, genera
     height, width = image.shape[-2:]
     filter_gradient = gradient_filter(smoothing=ascent.smoothing, luminance=ascent.luminance_only,
                                       laplacian_levels=ascent.laplacian_levels)
+    if ascent.transforms:
+        objective = seen_through(ascent.transforms, objective, generator)
     if ascent.param != "pixel":
         if ascent.octaves != 1 or mask is not None:
             raise ValueError(f"param={ascent.param} climbs one octave of the whole image (no mask)")
@@ -145,26 +149,30 @@ def _climb_parameters(image: torch.Tensor, objective: ObjectiveFn, ascent: Ascen
     optimizer = torch.optim.Adam([parameters], lr=ascent.step_size, maximize=True)
     for obs in observers:
         obs.on_dream_start(sizes=[(height, width)], steps=ascent.steps)
-    dreamed = image
+    seen = param.decode(parameters)  # (1, 3, H, W), the image the parameters make now
     first_bad_step = torch.tensor(-1, device=image.device)
     for step in range(ascent.steps):
         shift = random_shift(ascent.max_shift, generator)
-        seen = param.decode(parameters)  # (1, 3, H, W)
         grad, values = gradient(roll(seen.detach(), shift), objective, ascent.tile_size)
         direction = unroll(grad, shift)
         direction = filter_gradient(direction) if filter_gradient else direction
         finite = torch.isfinite(values["loss"]) & torch.isfinite(direction).all()
+        # a NaN or inf step is not taken: Adam sees a zero gradient (its moments stay finite), its move is
+        # undone, and the error at the end says so; the loop never waits on the GPU to look
         optimizer.zero_grad(set_to_none=True)
-        seen.backward(torch.where(finite, direction, torch.zeros_like(direction)))  # a bad step moves nothing
+        seen.backward(torch.where(finite, direction, torch.zeros_like(direction)))
+        before = parameters.detach().clone()
         optimizer.step()
         with torch.no_grad():
-            dreamed = param.decode(parameters)
+            parameters.copy_(torch.where(finite, parameters, before))
+        seen = param.decode(parameters)
         first_bad_step = torch.where(finite | (first_bad_step >= 0), first_bad_step, step)
         for obs in observers:
             obs.on_step(octave=0, step=step, global_step=step, values={**values, "grad_norm": grad.abs().mean()},
-                        image=dreamed, shift=shift)
+                        image=seen.detach(), shift=shift)
     if first_bad_step.item() >= 0:
-        raise NonFiniteError(first_bad_step.item(), 0, dreamed)
+        raise NonFiniteError(first_bad_step.item(), 0, seen.detach())
+    dreamed = seen.detach()
     for obs in observers:
         obs.on_octave_end(octave=0, global_step=ascent.steps, image=dreamed)
     for obs in observers:

@@ -12,6 +12,7 @@ high frequencies win, and a visualisation from noise stays noise. Here an image 
 so a step of the same size on every coefficient moves low frequencies far more than high ones, and the
 three channels move along the principal axes of ImageNet's colours instead of red, green and blue.
 """
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -31,13 +32,20 @@ EDGE = 0.01  # a photo's pixels are kept this far from 0 and 1, where the sigmoi
 PARAMETERISATIONS = ("pixel", "fft")
 
 
-def frequency_scale(height: int, width: int) -> torch.Tensor:
-    """(H, W // 2 + 1): 1 / frequency for each coefficient of a real 2-d spectrum, the constant term capped
-    at the lowest frequency's."""
+@functools.lru_cache(maxsize=16)
+def frequency_scale(height: int, width: int, device: torch.device = torch.device("cpu")) -> torch.Tensor:
+    """(H, W // 2 + 1) on device: 1 / frequency for each coefficient of a real 2-d spectrum, the constant
+    term capped at the lowest frequency's. Made once per size and device: a copy to a GPU in every step would
+    make the step wait for the host."""
     fy = torch.fft.fftfreq(height)[:, None]
     fx = torch.fft.rfftfreq(width)[None, :]
     frequency = (fx ** 2 + fy ** 2).sqrt()
-    return 1.0 / frequency.clamp_min(1.0 / max(height, width))
+    return (1.0 / frequency.clamp_min(1.0 / max(height, width))).to(device)
+
+
+@functools.lru_cache(maxsize=4)
+def _colours(device: torch.device, inverse: bool = False) -> torch.Tensor:
+    return (torch.linalg.inv(COLOURS) if inverse else COLOURS).to(device)
 
 
 @dataclass(frozen=True)
@@ -50,17 +58,17 @@ class FourierImage:
 
     def decode(self, spectrum: torch.Tensor) -> torch.Tensor:
         """The image (1, 3, H, W) in (0, 1) of spectrum; differentiable."""
-        scale = frequency_scale(self.height, self.width).to(spectrum.device)
+        scale = frequency_scale(self.height, self.width, spectrum.device)
         coefficients = torch.view_as_complex(spectrum.contiguous()) * scale  # (1, 3, H, W // 2 + 1)
         linear = GAIN * torch.fft.irfft2(coefficients, s=(self.height, self.width), norm="ortho")
-        return torch.sigmoid(torch.einsum("ij,bjhw->bihw", COLOURS.to(spectrum.device), linear))
+        return torch.sigmoid(torch.einsum("ij,bjhw->bihw", _colours(spectrum.device), linear))
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """The spectrum whose decode is image (1, 3, H, W) in [0, 1] (kept EDGE from 0 and 1)."""
         linear = torch.logit(image.float().clamp(EDGE, 1 - EDGE))
-        channels = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(COLOURS).to(image.device), linear) / GAIN
+        channels = torch.einsum("ij,bjhw->bihw", _colours(image.device, inverse=True), linear) / GAIN
         coefficients = torch.fft.rfft2(channels, norm="ortho")
-        coefficients = coefficients / frequency_scale(self.height, self.width).to(image.device)
+        coefficients = coefficients / frequency_scale(self.height, self.width, image.device)
         return torch.view_as_real(coefficients).contiguous()
 
     def noise(self, generator: torch.Generator) -> torch.Tensor:

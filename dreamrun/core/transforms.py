@@ -6,10 +6,11 @@
 
 A visualisation that only works for one exact placement of its pixels is an adversarial pattern, not a
 picture of what the channel responds to (Olah et al., "Feature Visualization", Distill 2017). Each
-transform is differentiable, so the gradient reaches the image through it; it sits inside the objective
-(jobs.dreamer.Dreamer), so dreams, zooms, videos and batched jobs all use it alike. Every transform's output
-size depends only on its input size, so the jobs of a batch keep one size. Randomness comes from the
-generator passed in, drawn on the CPU: the same seed, the same moves on any device.
+transform is differentiable, so the gradient reaches the image through it. The engine puts them inside
+the objective (seen_through), so dreams, zooms, videos and batched jobs all use them alike, and draws their
+moves from its own generator (the jitter's, on the CPU): the same seed, the same moves on any device, and a
+resumed zoom or video continues them from its saved state. Every transform's output size depends only on
+its input size, so the jobs of a batch keep one size.
 """
 import math
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from dreamrun.core.tiles import GRADIENT, ObjectiveFn
 from dreamrun.errors import DreamError
 
 GREY = 0.5
@@ -86,20 +88,21 @@ SETS: dict[str, list[Any]] = {
 EXAMPLE = "'transforms=[{pad: 12}, {jitter: 8}, {scale: [0.9, 1.1]}, {rotate: 10}]'"
 
 
-class Transforms:
-    """A list of transforms applied in order, their randomness drawn from generator."""
+def seen_through(transforms: Sequence[Any], objective: ObjectiveFn, generator: torch.Generator) -> ObjectiveFn:
+    """objective of the image as the network sees it through transforms, in order, their moves drawn from
+    generator. A gradient the objective hands back itself (GRADIENT: a batch's, at what it saw) is carried
+    back through the moves to the image."""
+    def moved(image: torch.Tensor):
+        seen = image
+        for transform in transforms:
+            seen = transform(seen, generator)
+        out = objective(seen)
+        if isinstance(out, Mapping) and GRADIENT in out:
+            (grad,) = torch.autograd.grad(seen, image, out[GRADIENT])
+            out = {**out, GRADIENT: grad}
+        return out
 
-    def __init__(self, steps: Sequence[Any], generator: torch.Generator):
-        self.steps = tuple(steps)
-        self.generator = generator
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        for step in self.steps:
-            image = step(image, self.generator)
-        return image
-
-    def __bool__(self) -> bool:
-        return bool(self.steps)
+    return moved
 
 
 def parse_transforms(spec: Any) -> list[Any]:

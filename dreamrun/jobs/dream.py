@@ -18,7 +18,7 @@ from dreamrun.config.schema import DreamConfig
 from dreamrun.core import engine
 from dreamrun.core.observers import LastStep, Observer
 from dreamrun.core.octaves import check_octaves, resize
-from dreamrun.jobs.dreamer import Dreamer, ascent, build_dreamer, compile_target, describe
+from dreamrun.jobs.dreamer import Dreamer, ascent, build_dreamer, compile_target, describe, transforms_of
 from dreamrun.jobs.skeleton import JobKind, JobResult
 from dreamrun.outputs.files import save_json, save_png
 from dreamrun.outputs.images import to_pil
@@ -124,7 +124,9 @@ class DreamJob(JobKind):
         if writer is not None:
             logging_ = self.cfg.log
             self.board = TensorBoardLogger(
-                writer, feature_maps=dreamer.feature_maps, recent_feature_maps=dreamer.recent_feature_maps,
+                writer, feature_maps=dreamer.feature_maps,
+                # the last step's maps are of the image as the transforms moved it: not where the image is
+                recent_feature_maps=None if transforms_of(self.cfg) else dreamer.recent_feature_maps,
                 image_every=logging_.image_every, image_max_side=logging_.image_max_side,
                 heatmaps=logging_.heatmaps, histograms=logging_.histograms, device=dreamer.device,
                 hparams=flatten_hparams(self.cfg))

@@ -13,8 +13,8 @@ from dreamrun.config.presets import another_models_target
 from dreamrun.config.schema import DreamConfig, Mode
 from dreamrun.core.engine import Ascent
 from dreamrun.core.objectives import Objective, check_channels, guided, parse_target, pick_channels
-from dreamrun.core.tiles import GRADIENT, resolve_tile_size
-from dreamrun.core.transforms import Transforms, parse_transforms
+from dreamrun.core.tiles import resolve_tile_size
+from dreamrun.core.transforms import parse_transforms
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import load_image, resize_long_side, to_tensor
 from dreamrun.nets.backends import BackendSettings, autotune
@@ -37,20 +37,10 @@ class Dreamer:
     # the CUDA flags it dreams under; None where jobs dreaming together share a network and its launcher sets them
     backends: Optional[BackendSettings] = None
     seamless: bool = False  # the network sees the image on a torus (nets.torus)
-    transforms: Optional[Transforms] = None  # random moves the network sees the image through (core.transforms)
     _recent: tuple | None = field(default=None, repr=False)
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The engine's objective: the loss, and each target's activation for the observers, of image as
-        the network sees it through the transforms."""
-        seen = self.transforms(image) if self.transforms else image
-        values = self.evaluate(seen)
-        if seen is not image and GRADIENT in values:  # a gradient at what the network saw: carry it back
-            (values[GRADIENT],) = torch.autograd.grad(seen, image, values[GRADIENT])
-        return values
-
-    def evaluate(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The objective's values on image, as the network sees it."""
+        """The engine's objective: the loss, and each target's activation for the observers."""
         with network_surface(self.seamless):
             acts = self.net(image)
         return self.values(acts, tuple(image.shape[-2:]))
@@ -123,7 +113,8 @@ def compile_target(cfg: DreamConfig) -> Objective:
     another_models = another_models_target(target or {}, cfg.model.name, list(cfg.model.layers))
     if another_models:
         raise DreamError(another_models)
-    return parse_target(target, list(cfg.model.layers), class_names(cfg.model.categories), cfg.reduction)
+    return parse_target(target, list(cfg.model.layers), class_names(cfg.model.categories),
+                        _name(cfg.reduction))
 
 
 def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, image: Optional[torch.Tensor] = None,
@@ -164,12 +155,10 @@ def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, im
             objective = picked_on(objective, net, image, device)
     if guide_activations is not None:
         objective = guided(objective, guide_activations)
-    dreamer = dreamer_class(net, objective, device, backends=backends, seamless=cfg.seamless,
-                            transforms=transforms_for(cfg))
+    dreamer = dreamer_class(net, objective, device, backends=backends, seamless=cfg.seamless)
     if not own:
         return dreamer
-    obstacle = objective.tiling_obstacle() or (None if cfg.model.tileable else (
-        f"{cfg.model.name}'s unpadded convolutions shrink each tile's feature maps (model.tileable=false)"))
+    obstacle = objective.tiling_obstacle() or _tiling_obstacle(cfg)
     long_side = long_side or (max(image.shape[-2:]) if image is not None else cfg.input.size)
     setting = None if cfg.seamless else cfg.tile.size  # on a torus the network sees the whole image at once
     dreamer.tile_size, note = resolve_tile_size(setting, dreamer, device, cfg.model.min_size, obstacle,
@@ -179,11 +168,19 @@ def build_dreamer(cfg: DreamConfig, objective: Optional[Objective] = None, *, im
     return dreamer
 
 
-def transforms_for(cfg: DreamConfig) -> Optional[Transforms]:
-    """cfg's transforms, their moves drawn from a generator of the job's seed; None for none."""
+def _tiling_obstacle(cfg: DreamConfig) -> Optional[str]:
+    """Why cfg's network or moves keep tiles from giving the untiled gradient (None: they do not)."""
+    if not cfg.model.tileable:
+        return f"{cfg.model.name}'s unpadded convolutions shrink each tile's feature maps (model.tileable=false)"
+    if transforms_of(cfg):
+        return "transforms= would move each tile on its own, so the tiles' gradients would not meet"
+    return None
+
+
+def transforms_of(cfg: DreamConfig) -> tuple:
+    """cfg.transforms as the engine's transform objects (core.transforms); () for none."""
     spec = OmegaConf.to_container(cfg.transforms) if OmegaConf.is_config(cfg.transforms) else cfg.transforms
-    steps = parse_transforms(spec)
-    return Transforms(steps, torch.Generator().manual_seed(cfg.seed)) if steps else None
+    return tuple(parse_transforms(spec))
 
 
 def picked_on(objective: Objective, net: FeatureNet, image: Optional[torch.Tensor], device: torch.device) -> Objective:
@@ -252,7 +249,7 @@ def ascent(cfg: DreamConfig, dreamer: Dreamer, *, octaves: Optional[int] = None,
                   steps=cfg.steps if steps is None else steps, step_size=step_size,
                   max_shift=cfg.jitter.max_shift, tile_size=dreamer.tile_size, smoothing=cfg.gradient.smoothing,
                   luminance_only=cfg.gradient.luminance_only, laplacian_levels=cfg.gradient.laplacian_levels,
-                  seamless=cfg.seamless, param=_name(cfg.param))
+                  seamless=cfg.seamless, param=_name(cfg.param), transforms=transforms_of(cfg))
 
 
 def describe(cfg: DreamConfig, dreamer: Dreamer) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from dreamrun.core.tiles import GRADIENT, MEMORY_SHARE, NEVER_TILE, bytes_per_pi
 from dreamrun.errors import DreamError
 from dreamrun.jobs.dream import DreamJob
 from dreamrun.jobs.dreamer import (Dreamer, backend_settings_for, build_dreamer, compile_target, configure_network,
-                                   resolve_device, setup_device)
+                                   resolve_device, setup_device, transforms_of)
 from dreamrun.jobs.kinds import job_kind
 from dreamrun.jobs.skeleton import JobKind, JobResult, load_input, run_job
 from dreamrun.nets.backends import backend_settings
@@ -42,13 +42,14 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 64  # images per pass, however much memory is free: beyond this a batch is no faster
 
 
-GROUP_KEYS = ["model", "input", "param", "octaves", "octave_scale", "precision", "device", "channels_last", "compile",
-              "gradient", "tile"]
+GROUP_KEYS = ["model", "input", "param", "transforms", "octaves", "octave_scale", "precision", "device",
+              "channels_last", "compile", "gradient", "tile"]
 
 
 def group_key(cfg: DreamConfig) -> Optional[str]:
     """What jobs must share to dream in one batch, as text; None for a job that dreams alone. (param: a
-    noise input is drawn in its space.)
+    noise input is drawn in its space; transforms: they set the size the network sees, where exact checks
+    the batch.)
 
     Random weights (model.weights=null) are drawn from the job's seed, so there the seed is shared too.
     Guided, seamless and explicitly tiled dreams, and zooms, dream alone.
@@ -193,7 +194,7 @@ class TogetherDreamer(Dreamer):
     member: int
     start: Inspected
 
-    def evaluate(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         grad, values = self.rendezvous.ask(self.member, self, image.detach())
         return {**values, GRADIENT: grad}  # the engine takes the batch's gradient (core.tiles.gradient)
 
@@ -372,9 +373,16 @@ def batch_limit(cfg: DreamConfig, net: torch.nn.Module, device: torch.device, si
 
 def batch_invariant(net: torch.nn.Module, cfg: DreamConfig, image: torch.Tensor, batch: int = 3) -> bool:
     """Whether image's activations and gradient come out bit for bit the same in a batch of this many as
-    alone, here: at its size and at the smallest octave's."""
+    alone, here: at its size and at the smallest octave's, as the network sees them (through the transforms)."""
     smallest = octave_sizes(*image.shape[-2:], cfg.octaves, cfg.octave_scale)[0]
-    for probe in (resize(image, smallest), image):  # the small one first: cheaper, and decisive if it differs
+    moves = torch.Generator().manual_seed(0)
+
+    def seen(x: torch.Tensor) -> torch.Tensor:
+        for transform in transforms_of(cfg):
+            x = transform(x, moves)
+        return x
+
+    for probe in (seen(resize(image, smallest)), seen(image)):  # the small one first: cheaper, and decisive
         others = torch.rand(batch - 1, *probe.shape[1:], generator=torch.Generator().manual_seed(0)).to(probe.device)
         alone, batched = _gradient(net, probe), _gradient(net, torch.cat([probe, others]))
         if not all(torch.equal(a, b[:1]) for a, b in zip(alone, batched)):

@@ -217,8 +217,10 @@ def sheet(summary: Summary) -> Image.Image:
         tiles = [[_caption(job, []) for job in row] for row in summary.grid]
     else:
         keys = [key for key, _ in summary.axes]
-        cols = max(1, math.ceil(math.sqrt(len(summary.jobs))))
-        flat = [_caption(job, keys) for job in summary.jobs]
+        # in the sweep's order, the jobs that never started in their places
+        jobs = [job for row in summary.grid for job in row] if summary.grid is not None else summary.jobs
+        cols = max(1, math.ceil(math.sqrt(len(jobs))))
+        flat = [_caption(job, keys) for job in jobs]
         tiles = [flat[i:i + cols] for i in range(0, len(flat), cols)]
     first = next((tile.image.size for row in tiles for tile in row if tile.image is not None), None)
     layout = Layout.for_images(first, row_labels=bool(row_labels), col_labels=bool(col_labels))
