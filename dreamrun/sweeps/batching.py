@@ -341,7 +341,7 @@ def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool, models: Mo
     check_octaves(*image.shape[-2:], cfg.octaves, cfg.octave_scale, cfg.model.min_size)
     device = setup_device(cfg)
     net = configure_network(models.network(cfg, layers, device), cfg, device)
-    max_batch = batch_limit(cfg, net, device, tuple(image.shape[-2:]))
+    max_batch = batch_limit(cfg, net, device, tuple(as_seen(cfg)(image).shape[-2:]))
     image = image.to(device)
     if exact and max_batch > 1 and members > 1 and not batch_invariant(net, cfg, image, min(members, max_batch)):
         log.warning("exact=true: %s on %s gives other pixels for an image in a batch than alone, so these %d "
@@ -352,9 +352,10 @@ def _shared_network(cfg: DreamConfig, layers: list[str], exact: bool, models: Mo
 
 
 def batch_limit(cfg: DreamConfig, net: torch.nn.Module, device: torch.device, size: tuple[int, int]) -> int:
-    """How many of the group's images of this (H, W) one pass may take: what MEMORY_SHARE of the free
-    memory holds, as tile.size=auto reasons for one image (core.tiles). 0 where the jobs would tile alone
-    (an image bigger than auto's tile): they dream alone then, as they would with any launcher."""
+    """How many of the group's images of this (H, W), as the network sees them, one pass may take: what
+    MEMORY_SHARE of the free memory holds, as tile.size=auto reasons for one image (core.tiles). 0 where the
+    jobs would tile alone (an image bigger than auto's tile, and no transforms, which keep a job from tiling):
+    they dream alone then, as they would with any launcher."""
     height, width = size
 
     def every_layer(image: torch.Tensor) -> torch.Tensor:  # the memory of a gradient through the whole cut
@@ -362,7 +363,7 @@ def batch_limit(cfg: DreamConfig, net: torch.nn.Module, device: torch.device, si
 
     free = free_memory(device)
     per_pixel = bytes_per_pixel(every_layer, device) if free is not None else None
-    if cfg.tile.size == "auto":
+    if cfg.tile.size == "auto" and not transforms_of(cfg):
         side = tile_side(free, per_pixel, device, cfg.model.min_size)
         if side is not None and max(height, width) > side:
             return 0
@@ -371,17 +372,24 @@ def batch_limit(cfg: DreamConfig, net: torch.nn.Module, device: torch.device, si
     return max(1, min(MAX_BATCH, int(MEMORY_SHARE * free / (per_pixel * height * width))))
 
 
+def as_seen(cfg: DreamConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """An image as the network sees it through cfg's transforms (one draw of their moves; only the size and
+    the kind of content matter here)."""
+    moves = torch.Generator().manual_seed(0)
+
+    def seen(image: torch.Tensor) -> torch.Tensor:
+        for transform in transforms_of(cfg):
+            image = transform(image, moves)
+        return image
+
+    return seen
+
+
 def batch_invariant(net: torch.nn.Module, cfg: DreamConfig, image: torch.Tensor, batch: int = 3) -> bool:
     """Whether image's activations and gradient come out bit for bit the same in a batch of this many as
     alone, here: at its size and at the smallest octave's, as the network sees them (through the transforms)."""
     smallest = octave_sizes(*image.shape[-2:], cfg.octaves, cfg.octave_scale)[0]
-    moves = torch.Generator().manual_seed(0)
-
-    def seen(x: torch.Tensor) -> torch.Tensor:
-        for transform in transforms_of(cfg):
-            x = transform(x, moves)
-        return x
-
+    seen = as_seen(cfg)
     for probe in (seen(resize(image, smallest)), seen(image)):  # the small one first: cheaper, and decisive
         others = torch.rand(batch - 1, *probe.shape[1:], generator=torch.Generator().manual_seed(0)).to(probe.device)
         alone, batched = _gradient(net, probe), _gradient(net, torch.cat([probe, others]))
