@@ -6,16 +6,19 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 import dreamrun
-from conftest import TINY, run_cli
+from conftest import TINY, fake_sweep_job, run_cli
 from dreamrun.core import engine
 from dreamrun.core.observers import Observer
 from dreamrun.core.parameterisations import COLOURS, GAIN, FourierImage, fourier_noise
 from dreamrun.core.tiles import GRADIENT
 from dreamrun.core.transforms import Jitter, Pad, Rotate, Scale, _warp, parse_transforms, seen_through
 from dreamrun.errors import DreamError
+from dreamrun.outputs.contact_sheet import Layout
+from dreamrun.sweeps.summary import sheet, summarize
 from helpers.classic import BlockActivation, packaged_lite0
 
 LITE0 = ["model=efficientnet_lite0", "device=cpu"]
@@ -297,3 +300,20 @@ def test_an_atlas_of_many_channels_is_wrapped_into_a_labelled_grid(tmp_path):
     assert "sweep/summary" in board.Tags()["images"]
     report = (tmp_path / "summary.md").read_text()
     assert all(f"target.block_3={c}" in report for c in range(10))
+
+
+def test_a_wrapped_atlas_keeps_each_channel_in_its_place_when_one_never_started(tmp_path):
+    """Channel 4 never started: its cell is the fifth (row 1, column 0 of 4), and channel 5 the sixth."""
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"overrides": {"task": ["target.block_3=range(0,10)"]}}}))
+    for channel in (c for c in range(10) if c != 4):
+        fake_sweep_job(tmp_path, channel, [f"target.block_3={channel}"], "completed", color=(20 * channel, 200, 0))
+    picture = sheet(summarize(tmp_path))
+    layout = Layout.for_images((60, 40))
+
+    def red_at(index: int) -> int:
+        x0, y0, x1, y1 = layout.thumbnail_box((60, 40), *divmod(index, 4))
+        return picture.getpixel(((x0 + x1) // 2, (y0 + y1) // 2))[0]
+
+    assert [red_at(k) for k in (0, 3, 5, 9)] == [0, 60, 100, 180]
+    assert red_at(4) not in {20 * c for c in range(10)}
