@@ -32,13 +32,12 @@ from dreamrun.core.engine import NonFiniteError
 from dreamrun.core.observers import LastStep, Observer
 from dreamrun.core.parameterisations import fourier_noise
 from dreamrun.core.tiles import NEVER_TILE
-from dreamrun.core.transforms import parse_transforms
 from dreamrun.errors import DreamError
 from dreamrun.inputs.images import fit_long_side, load_image, noise, sample_image, size_note, to_tensor
 from dreamrun.inputs.masks import load_mask
 from dreamrun.jobs import interrupts
 from dreamrun.jobs.claim import claim, release
-from dreamrun.jobs.dreamer import Dreamer
+from dreamrun.jobs.dreamer import Dreamer, transforms_of
 from dreamrun.jobs.record import COMPLETED, FAILED, INTERRUPTED, JobRecord
 from dreamrun.nets.backends import backend_settings
 from dreamrun.outputs.files import disk_error, save_png
@@ -220,8 +219,7 @@ def validate(cfg: DreamConfig) -> None:
 
 def _check_parameterisation(cfg: DreamConfig) -> None:
     """param and transforms: the combinations they cannot serve, each refused in one line."""
-    transforms = parse_transforms(OmegaConf.to_container(cfg.transforms) if OmegaConf.is_config(cfg.transforms)
-                                  else cfg.transforms)
+    transforms = transforms_of(cfg)  # a wrong one is refused here
     if cfg.seamless and transforms:
         raise DreamError("seamless=true shows the network the image on a torus, which the transforms' padding, "
                          "turns and zooms would cut open: use transforms=none")
