@@ -48,7 +48,7 @@ for step in ${STEPS:-tests mission steps seed batched readiness}; do
   echo "== $step $(date -u +%T)" | tee -a "$log"
   case $step in
     tests)  # the gpu-marked tests (skipped without CUDA), with pytest's own report
-      $PY -m pytest -m gpu -q -p no:cacheprovider --junitxml="$OUT/gpu_tests.xml" tests 2>&1 | tail -30 | tee -a "$log" ;;
+      $PY -m pytest -m gpu -q -p no:cacheprovider --junitxml="$OUT/gpu_tests.xml" tests/test_gpu.py 2>&1 | tail -30 | tee -a "$log" ;;
     mission)  # the mission dream as a user runs it, time-boxed, every thread's stack kept if it stalls
       $PY benchmarks/device/mission.py "$OUT" --limit-s 240 -- "${MISSION[@]}" "device=$DEVICE" 2>&1 | tee -a "$log" ;;
     steps)  # one step at Mixed_6e, naive vs dreamrun, and the share of the card's bf16 peak
