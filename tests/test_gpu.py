@@ -2,6 +2,7 @@
 
 DREAMRUN_GPU_STAND_IN=1 runs them on the CPU at the same sizes (the card's own checks, out of memory and CPU
 against CUDA, skip there): it checks the tests themselves before the card's minutes are spent on them.
+DREAMRUN_REQUIRE_GPU=1 (benchmarks/device/gpu.sh on the card) makes a missing CUDA a failure, not a skip.
 """
 import json
 import os
@@ -21,7 +22,8 @@ from dreamrun.core import engine
 
 STAND_IN = os.environ.get("DREAMRUN_GPU_STAND_IN") == "1"
 DEVICE = "cpu" if STAND_IN else "cuda"
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not STAND_IN and not torch.cuda.is_available(),
+REQUIRED = os.environ.get("DREAMRUN_REQUIRE_GPU") == "1"
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not STAND_IN and not REQUIRED and not torch.cuda.is_available(),
                                                   reason="needs a CUDA GPU (DREAMRUN_GPU_STAND_IN=1: on the CPU)")]
 card_only = pytest.mark.skipif(STAND_IN, reason="the card's own behaviour")
 INCEPTION = ["model.weights=null", "input.size=256", "octaves=2", "steps=3", f"device={DEVICE}", "log=none"]
@@ -76,6 +78,9 @@ def test_a_short_video_is_dreamed_on_the_card(tmp_path):
 
 
 def test_a_batched_sweep_gives_each_job_its_solo_pixels(tmp_path):
+    """Bit for bit on the CPU. On CUDA the batched launcher (exact=true) picks cuDNN's deterministic algorithms and
+    a solo run its fastest, which sum in other orders: one octave of three 0.01 steps keeps that within a
+    fifth of a level of 255 on average (a wrong gradient moves pixels by levels)."""
     sweep = ["-m", "model=efficientnet_lite0", "input.size=128", "octaves=1", "steps=3", f"device={DEVICE}",
              "log=none", "target=block_6,block_10", "seed=0,1"]
     for launcher in ("batched", "basic"):
@@ -84,7 +89,11 @@ def test_a_batched_sweep_gives_each_job_its_solo_pixels(tmp_path):
     dreams = sorted(p.relative_to(tmp_path / "basic") for p in (tmp_path / "basic").glob("*/dream.png"))
     assert len(dreams) == 4
     for dream in dreams:
-        np.testing.assert_array_equal(pixels(tmp_path / "batched" / dream), pixels(tmp_path / "basic" / dream))
+        batched, basic = pixels(tmp_path / "batched" / dream), pixels(tmp_path / "basic" / dream)
+        if STAND_IN:
+            np.testing.assert_array_equal(batched, basic)
+        else:
+            assert np.abs(batched - basic).mean() <= 0.2, dream
 
 
 def test_a_big_dream_is_tiled_by_auto(tmp_path):
@@ -113,11 +122,12 @@ def test_a_signal_midway_stops_the_dream_with_its_last_image(tmp_path, sig, stat
 
 @card_only
 def test_a_real_out_of_memory_is_one_line(tmp_path):
-    """Another process holds all but 1 GiB of the card; a 4096 px untiled dream then runs out."""
+    """Another process holds all but 4 GiB of the card (room for the job's CUDA context, weights and cuDNN/cuBLAS
+    set-up); a 4096 px untiled dream then runs out."""
     holder = subprocess.Popen([sys.executable, "-c",
                                "import torch, time, sys\n"
                                "free = torch.cuda.mem_get_info()[0]\n"
-                               "block = torch.empty(free - 2**30, dtype=torch.uint8, device='cuda')\n"
+                               "block = torch.empty(free - 4 * 2**30, dtype=torch.uint8, device='cuda')\n"
                                "print('holding', flush=True); time.sleep(600)"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"
@@ -125,6 +135,7 @@ def test_a_real_out_of_memory_is_one_line(tmp_path):
                        "tile.size=null", "device=cuda", "log=none", f"hydra.run.dir={tmp_path}", timeout=600)
     finally:
         holder.kill()
+        holder.wait()
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert "out of memory" in lines[-1] and "Traceback" not in proc.stderr
@@ -149,11 +160,12 @@ def test_bf16_dreams_as_well_as_fp32_over_seeds(tmp_path):
 @card_only
 def test_cpu_and_cuda_dream_the_same_picture(tmp_path):
     """fp32, one octave of one step: the sums of the two devices differ in their last bits, and one step moves a
-    pixel by step_size (0.01) at most on average, so the pictures agree to a level of 255 on average."""
+    pixel by step_size (0.01, 2.5 levels of 255) on average: the pictures agree to a fifth of a level on average,
+    which a gradient wrong by a tenth would exceed."""
     one_step = ["model=efficientnet_lite0", "input.size=128", "octaves=1", "steps=1", "precision=fp32", "log=none"]
     for device in ("cpu", "cuda"):
         dream_cli(tmp_path / device, *one_step, f"device={device}")
-    assert np.abs(pixels(tmp_path / "cpu" / "dream.png") - pixels(tmp_path / "cuda" / "dream.png")).mean() <= 1.0
+    assert np.abs(pixels(tmp_path / "cpu" / "dream.png") - pixels(tmp_path / "cuda" / "dream.png")).mean() <= 0.2
 
 
 def test_the_same_seed_dreams_the_same_pixels(tmp_path):

@@ -39,11 +39,12 @@ def main(out: Path) -> dict:
         result["step_ms"], result["peak_fraction"] = steps["step_ms"], steps["peak_fraction"]
     else:
         result["missing"].append("step_speed")
-    if seed and "error" not in seed:
+    if seed and "error" not in seed and seed.get("seed_status") == 0 and seed.get("dreamrun_status") == 0:
         result.update({key: seed[key] for key in ("seed_job_seconds", "dreamrun_job_seconds", "seed_process_seconds",
                                                   "dreamrun_process_seconds")})
     else:
-        result["missing"].append("seed" + (f": {seed['error']}" if seed else ""))
+        why = seed.get("error") or f"exit {seed.get('seed_status')} / {seed.get('dreamrun_status')}" if seed else ""
+        result["missing"].append("seed" + (f": {why}" if why else ""))
     if batched and "batched" in batched.get("launchers", {}):
         result["batched_sweep"] = {"speedup": batched["launchers"]["batched"].get("speedup"),
                                    "largest_pixel_difference_from_basic":

@@ -5,7 +5,9 @@ runs as a whole process; the seed prints its dream() seconds, dreamrun's metrics
     python benchmarks/device/seed_vs_dreamrun.py OUT_DIR [--device cuda] [--side 512]
 
 Writes OUT_DIR/seed.json (gpu.json's keys: seed_job_seconds, dreamrun_job_seconds, seed_process_seconds,
-dreamrun_process_seconds); the seed's absence (../shared is not on every machine) is written there too.
+dreamrun_process_seconds); the seed's absence is written there too. The seed stays in ../shared, which does not
+travel to the device machine: fetch_wheels.sh copies it into .seed/ (git-ignored, never committed) for the call
+to carry.
 """
 import argparse
 import json
@@ -15,7 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "run_seed.py"
+REPO = Path(__file__).resolve().parents[2]
+SEED = next((path for path in (REPO / ".seed" / "run_seed.py", REPO.parent / "shared" / "seed" / "run_seed.py")
+             if path.is_file()), REPO.parent / "shared" / "seed" / "run_seed.py")
 
 
 def timed(command: list[str]) -> tuple[float, subprocess.CompletedProcess]:
