@@ -2,6 +2,7 @@
 preset; each checked against an independent reference where one exists (numpy's FFT, torch.rot90, the
 packaged Lite0 itself)."""
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import yaml
 from PIL import Image
 
 import dreamrun
-from conftest import TINY, fake_sweep_job, run_cli
+from conftest import REPO, TINY, fake_sweep_job, run_cli
 from dreamrun.core import engine
 from dreamrun.core.observers import Observer
 from dreamrun.core.parameterisations import COLOURS, GAIN, FourierImage, fourier_noise
@@ -21,14 +22,11 @@ from dreamrun.outputs.contact_sheet import Layout
 from dreamrun.sweeps.summary import sheet, summarize
 from helpers.classic import BlockActivation, packaged_lite0
 
+sys.path.insert(0, str(REPO))
+from benchmarks.feature_vis import fine_grain  # noqa: E402  the benchmark's own measure
+
 LITE0 = ["model=efficientnet_lite0", "device=cpu"]
 FROM_NOISE = [*LITE0, "input=noise", "input.size=96", "octaves=1", "reduction=mean", "jitter.max_shift=0"]
-
-
-def neighbour_difference(image: np.ndarray) -> float:
-    """Mean absolute difference of neighbouring pixels, across and down: the image's fine grain."""
-    image = image.astype(np.float64) / 255
-    return float((np.abs(np.diff(image, axis=1)).mean() + np.abs(np.diff(image, axis=0)).mean()) / 2)
 
 
 def pixels(path) -> np.ndarray:
@@ -117,9 +115,21 @@ def test_the_lucid_set_pads_jitters_scales_rotates_and_jitters():
 def test_each_transform_keeps_its_size_but_the_pad():
     image = torch.rand(2, 3, 40, 56)
     generator = torch.Generator().manual_seed(0)
-    assert Pad(5)(image, generator).shape == (2, 3, 50, 66)
+    padded = Pad(5)(image, generator)
+    assert padded.shape == (2, 3, 50, 66) and torch.equal(padded[..., 5:45, 5:61], image)
+    assert (padded[..., :5, :] == 0.5).all() and (padded[..., :, -5:] == 0.5).all()
     for step in (Jitter(8), Scale(0.9, 1.1), Rotate(10)):
         assert step(image, generator).shape == image.shape
+
+
+def test_a_zoom_by_two_is_the_centre_enlarged_by_bilinear_interpolation():
+    """torch's own resize of the centre half as the reference: scaling about the centre samples the same points
+    (the crop keeps a pixel of margin, which its edge-clamped interpolation needs at the border)."""
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    centre = image[..., 7:25, 7:25]
+    expected = torch.nn.functional.interpolate(centre, scale_factor=2, mode="bilinear", align_corners=False)
+    expected = expected[..., 2:34, 2:34]
+    torch.testing.assert_close(Scale(2.0, 2.0)(image, torch.Generator()), expected, atol=1e-5, rtol=0)
 
 
 def test_a_quarter_turn_is_rot90_and_no_warp_is_the_image():
@@ -132,12 +142,13 @@ def test_jitter_rolls_by_at_most_its_px_and_the_same_seed_moves_the_same():
     image = torch.zeros(1, 1, 40, 40)
     image[..., 20, 20] = 1
     moves = []
-    for seed in (0, 0, 1):
+    for seed in (0, 0, *range(1, 20)):
         moved = Jitter(3)(image, torch.Generator().manual_seed(seed))
         y, x = divmod(int(moved.flatten().argmax()), 40)
         assert abs(y - 20) <= 3 and abs(x - 20) <= 3
+        assert torch.equal(moved, torch.roll(image, (y - 20, x - 20), (-2, -1)))  # a roll, nothing else
         moves.append((y, x))
-    assert moves[0] == moves[1]
+    assert moves[0] == moves[1] and len(set(moves)) > 5  # the same seed moves the same; others move elsewhere
 
 
 def test_a_gradient_handed_back_at_what_the_network_saw_reaches_the_image_as_autograd_would():
@@ -188,7 +199,9 @@ def test_from_noise_the_spectrum_raises_the_channel_with_less_grain_than_pixels(
              for name, image in runs.items()}
     start = block(fourier_noise(96, torch.Generator().manual_seed(0)))[:, 7].mean().item()
     assert score["fft"] > start + 1.0
-    assert neighbour_difference(runs["fft"]) < neighbour_difference(runs["pixel"])
+    grain = {name: fine_grain(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255)
+             for name, image in runs.items()}
+    assert grain["fft"] < grain["pixel"]
 
 
 def test_a_photo_starts_the_spectrum_where_it_is(tmp_path):
